@@ -1,0 +1,231 @@
+//! Arguments and wiring: what each sub-command starts, nothing more.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::Admin;
+use crate::config;
+use crate::proxy::{ClientSettings, Proxy, UpstreamClient};
+use crate::server::{self, ServerSettings};
+use crate::store::Store;
+use crate::telemetry::{self, LogFormat};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "credproxy",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// `credproxy --config F` is `credproxy serve --config F`.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the proxy (the default).
+    Serve(ServeArgs),
+    /// Validate a sources.yaml and list its sources; exits non-zero on any problem.
+    Check(ConfigArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// The sources file [default: $SOURCE_SECRETS_PATH, else secrets/sources.yaml]
+    #[arg(long = "config", env = "SOURCE_SECRETS_PATH", default_value = config::DEFAULT_PATH, hide_default_value = true, hide_env = true)]
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Proxy listener address.
+    #[arg(long, env = "CREDPROXY_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Admin listener address (/healthz, /readyz).
+    #[arg(long, env = "CREDPROXY_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
+    pub admin_listen: SocketAddr,
+    /// Log format; the level comes from RUST_LOG (default info).
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Upstream TCP connect timeout.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "5s")]
+    pub connect_timeout: Duration,
+    /// Time to wait for an upstream's response headers before answering 504.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
+    pub upstream_timeout: Duration,
+    /// How long in-flight requests may finish after SIGTERM/SIGINT.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "25s")]
+    pub shutdown_grace: Duration,
+    /// Do not watch the config file for changes.
+    #[arg(long)]
+    pub no_watch: bool,
+    /// Allow a non-loopback --listen without caller authentication.
+    #[arg(long)]
+    pub allow_unauthenticated: bool,
+}
+
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Some(Command::Check(args)) => check(&args),
+        Some(Command::Serve(args)) => serve(args),
+        None => serve(cli.serve),
+    }
+}
+
+fn check(args: &ConfigArgs) -> ExitCode {
+    match config::load(&args.path) {
+        Ok(snapshot) => {
+            for source in snapshot.sources() {
+                println!("{}\t{}\t{}", source.id, source.auth_type, source.upstream);
+            }
+            eprintln!(
+                "{}: OK, {} source{}",
+                args.path.display(),
+                snapshot.sources().len(),
+                if snapshot.sources().len() == 1 {
+                    ""
+                } else {
+                    "s"
+                }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    telemetry::init(args.log_format);
+    if !args.listen.ip().is_loopback() && !args.allow_unauthenticated {
+        tracing::error!(
+            listen = %args.listen,
+            "Refusing to listen on a non-loopback address without caller authentication: \
+             anyone who can reach it could use the credentials. Listen on 127.0.0.1, or pass \
+             --allow-unauthenticated if a network policy already restricts who connects"
+        );
+        return ExitCode::from(2);
+    }
+    let snapshot = match config::load(&args.config.path) {
+        Ok(snapshot) => snapshot,
+        Err(error) => {
+            tracing::error!(problems = %error, "Cannot start: the config was rejected");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(%error, "Cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run_servers(args, snapshot))
+}
+
+async fn run_servers(args: ServeArgs, snapshot: config::Snapshot) -> ExitCode {
+    tracing::info!(
+        path = %args.config.path.display(),
+        sources = snapshot.sources().len(),
+        "Config loaded"
+    );
+    if !args.no_watch {
+        tracing::info!(
+            "Config file watching is not available in this release; restart to apply changes"
+        );
+    }
+    let store = Arc::new(Store::new(snapshot));
+    let client = match UpstreamClient::new(ClientSettings {
+        connect_timeout: args.connect_timeout,
+        response_timeout: args.upstream_timeout,
+        ..ClientSettings::default()
+    }) {
+        Ok(client) => client,
+        Err(error) => {
+            tracing::error!(%error, "Cannot set up TLS for upstreams");
+            return ExitCode::FAILURE;
+        }
+    };
+    let proxy_listener = match bind(args.listen, "proxy").await {
+        Some(listener) => listener,
+        None => return ExitCode::FAILURE,
+    };
+    let admin_listener = match bind(args.admin_listen, "admin").await {
+        Some(listener) => listener,
+        None => return ExitCode::FAILURE,
+    };
+
+    let settings = ServerSettings {
+        shutdown_grace: args.shutdown_grace,
+        ..ServerSettings::default()
+    };
+    let shutdown = CancellationToken::new();
+    let proxy = tokio::spawn(server::serve(
+        proxy_listener,
+        Arc::new(Proxy::new(Arc::clone(&store), client)),
+        settings,
+        shutdown.clone(),
+    ));
+    let admin = tokio::spawn(server::serve(
+        admin_listener,
+        Arc::new(Admin::new(store)),
+        settings,
+        shutdown.clone(),
+    ));
+
+    if let Err(error) = wait_for_stop_signal().await {
+        tracing::error!(%error, "Cannot listen for SIGTERM/SIGINT");
+        return ExitCode::FAILURE;
+    }
+    tracing::info!(
+        grace_s = args.shutdown_grace.as_secs_f64(),
+        "Shutting down: finishing in-flight requests"
+    );
+    shutdown.cancel();
+    let _ = tokio::join!(proxy, admin);
+    tracing::info!("Stopped");
+    ExitCode::SUCCESS
+}
+
+async fn bind(addr: SocketAddr, name: &'static str) -> Option<TcpListener> {
+    match TcpListener::bind(addr).await {
+        Ok(listener) => {
+            let local = listener.local_addr().unwrap_or(addr);
+            tracing::info!(listener = name, listen = %local, "Listening");
+            Some(listener)
+        }
+        Err(error) => {
+            tracing::error!(listener = name, listen = %addr, %error, "Cannot bind");
+            None
+        }
+    }
+}
+
+async fn wait_for_stop_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+    }
+    Ok(())
+}

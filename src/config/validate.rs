@@ -1,0 +1,431 @@
+//! From the raw file to runtime sources: every rule that relates fields to each other.
+//!
+//! Validation does not stop at the first problem: it collects all of them, each with its
+//! source id, field and position, so `credproxy check` can list everything to fix at once.
+//! Messages never include a field's value.
+
+use std::sync::Arc;
+
+use http::uri::Scheme;
+use http::{HeaderName, HeaderValue, Uri};
+
+use super::error::Problem;
+use super::file::{FileConfig, FileSource};
+use super::locate::locate;
+use super::snapshot::{AuthType, Source, Upstream};
+use crate::auth::{Credentials, StaticCredentialError};
+use crate::proxy::headers::is_hop_by_hop;
+use crate::secret::Secret;
+
+/// Builds the runtime sources of a parsed file, or every problem found in it.
+pub(super) fn build_sources(
+    file: FileConfig,
+    text: &str,
+) -> Result<Vec<Arc<Source>>, Vec<Problem>> {
+    let mut checker = Checker {
+        text,
+        problems: Vec::new(),
+    };
+    if file.callers.is_some() {
+        checker.report(
+            &["callers"],
+            None,
+            "caller authentication is not available in this release; credproxy refuses to \
+             start rather than run without the check you configured",
+        );
+    }
+    let mut sources = Vec::with_capacity(file.sources.0.len());
+    for (id, raw) in file.sources.0 {
+        if let Some(source) = checker.source(&id, raw) {
+            sources.push(Arc::new(source));
+        }
+    }
+    if checker.problems.is_empty() {
+        Ok(sources)
+    } else {
+        Err(checker.problems)
+    }
+}
+
+struct Checker<'a> {
+    text: &'a str,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    /// Records a problem at `path` (map keys from the root); `field`, when given, is
+    /// appended to the path to find the position.
+    fn report(&mut self, path: &[&str], field: Option<&str>, message: impl Into<String>) {
+        let mut full: Vec<&str> = path.to_vec();
+        full.extend(field);
+        // A missing field has no position of its own: point at its parent instead.
+        let location = locate(self.text, &full).or_else(|| locate(self.text, path));
+        self.problems.push(Problem {
+            location,
+            section: Some(path.join(".")),
+            field: field.map(str::to_owned),
+            message: message.into(),
+        });
+    }
+
+    fn source(&mut self, id: &str, raw: FileSource) -> Option<Source> {
+        let path = ["sources", id];
+        let before = self.problems.len();
+
+        if id.is_empty() || id.contains('/') {
+            self.report(
+                &path,
+                None,
+                "a source id must be non-empty and contain no '/'",
+            );
+        }
+        let upstream = match raw.upstream.as_deref() {
+            None => {
+                self.report(
+                    &path,
+                    Some("upstream"),
+                    "missing; set the upstream base URL, e.g. https://api.example.com/v1",
+                );
+                None
+            }
+            Some(text) => match parse_upstream(text) {
+                Ok(upstream) => Some(upstream),
+                Err(why) => {
+                    self.report(&path, Some("upstream"), why);
+                    None
+                }
+            },
+        };
+        let auth_type = match raw.auth_type.as_deref() {
+            None => {
+                self.report(
+                    &path,
+                    Some("auth_type"),
+                    format!("missing; one of {}", auth_type_list()),
+                );
+                None
+            }
+            Some(text) => match AuthType::parse(text) {
+                Some(auth_type) => Some(auth_type),
+                None => {
+                    self.report(
+                        &path,
+                        Some("auth_type"),
+                        format!("unknown auth_type `{text}`; one of {}", auth_type_list()),
+                    );
+                    None
+                }
+            },
+        };
+
+        for field in present_fields(&raw) {
+            if field.starts_with("tls_") {
+                self.report(
+                    &path,
+                    Some(field),
+                    "per-source TLS settings are not available in this release",
+                );
+            } else if let Some(auth_type) = auth_type {
+                if !applies_to(field, auth_type) {
+                    self.report(
+                        &path,
+                        Some(field),
+                        format!("does not apply to auth_type `{auth_type}`; remove it or change auth_type"),
+                    );
+                }
+            }
+        }
+
+        let credentials = auth_type.and_then(|auth_type| self.credentials(&path, auth_type, &raw));
+        let extra_headers = self.extra_headers(&path, &raw, credentials.as_ref());
+
+        if self.problems.len() > before {
+            return None;
+        }
+        Some(Source {
+            id: Arc::from(id),
+            upstream: upstream?,
+            auth_type: auth_type?,
+            credentials: credentials?,
+            extra_headers,
+        })
+    }
+
+    fn credentials(
+        &mut self,
+        path: &[&str],
+        auth_type: AuthType,
+        raw: &FileSource,
+    ) -> Option<Credentials> {
+        let built = match auth_type {
+            AuthType::None => return Some(Credentials::None),
+            AuthType::HttpBasic => {
+                let username =
+                    self.required_str(path, "basic_username", raw.basic_username.as_deref());
+                let password =
+                    self.required_secret(path, "basic_password", raw.basic_password.as_ref());
+                let (username, password) = (username?, password?);
+                if username.contains(':') {
+                    self.report(
+                        path,
+                        Some("basic_username"),
+                        StaticCredentialError::ColonInUsername.to_string(),
+                    );
+                    return None;
+                }
+                ("basic_password", Credentials::basic(username, password))
+            }
+            AuthType::Bearer => {
+                let token =
+                    self.required_secret(path, "bearer_token", raw.bearer_token.as_ref())?;
+                ("bearer_token", Credentials::bearer(token))
+            }
+            AuthType::ApiKey => {
+                let name = self.required_str(path, "api_key_name", raw.api_key_name.as_deref());
+                let value = self.required_secret(path, "api_key_value", raw.api_key_value.as_ref());
+                let location = match raw.api_key_in.as_deref() {
+                    None | Some("header") => Some(false),
+                    Some("query") => Some(true),
+                    Some(other) => {
+                        self.report(
+                            path,
+                            Some("api_key_in"),
+                            format!("unknown value `{other}`; one of header, query"),
+                        );
+                        None
+                    }
+                };
+                let (name, value, in_query) = (name?, value?, location?);
+                if in_query {
+                    ("api_key_value", Credentials::api_key_query(name, value))
+                } else {
+                    match Credentials::api_key_header(name, value) {
+                        Err(StaticCredentialError::InvalidHeaderName) => {
+                            self.report(
+                                path,
+                                Some("api_key_name"),
+                                StaticCredentialError::InvalidHeaderName.to_string(),
+                            );
+                            return None;
+                        }
+                        Ok(c) if is_reserved_header(c.header_name()) => {
+                            self.report(path, Some("api_key_name"), "names a header credproxy manages itself (hop-by-hop, Host or a length)");
+                            return None;
+                        }
+                        other => ("api_key_value", other),
+                    }
+                }
+            }
+            AuthType::OAuth2 | AuthType::TokenExchange => {
+                self.report(
+                    path,
+                    Some("auth_type"),
+                    format!("auth_type `{auth_type}` is not available in this release"),
+                );
+                return None;
+            }
+        };
+        let (field, result) = built;
+        match result {
+            Ok(credentials) => Some(credentials),
+            Err(why) => {
+                self.report(path, Some(field), why.to_string());
+                None
+            }
+        }
+    }
+
+    fn extra_headers(
+        &mut self,
+        path: &[&str],
+        raw: &FileSource,
+        credentials: Option<&Credentials>,
+    ) -> Vec<(HeaderName, HeaderValue)> {
+        let Some(headers) = &raw.headers else {
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(headers.0.len());
+        for (name, value) in &headers.0 {
+            let header_path: Vec<&str> = path.iter().copied().chain(["headers"]).collect();
+            let Ok(header_name) = HeaderName::from_bytes(name.as_bytes()) else {
+                self.report(&header_path, Some(name), "is not a valid HTTP header name");
+                continue;
+            };
+            if is_reserved_header(Some(&header_name)) {
+                self.report(
+                    &header_path,
+                    Some(name),
+                    "names a header credproxy manages itself (hop-by-hop, Host or a length)",
+                );
+                continue;
+            }
+            if credentials.and_then(Credentials::header_name) == Some(&header_name) {
+                self.report(
+                    &header_path,
+                    Some(name),
+                    "is the header the source's auth_type already sets",
+                );
+                continue;
+            }
+            if out.iter().any(|(seen, _)| seen == &header_name) {
+                self.report(
+                    &header_path,
+                    Some(name),
+                    "is listed twice (header names are case-insensitive)",
+                );
+                continue;
+            }
+            match crate::auth::sensitive_header_value(value.expose()) {
+                Ok(header_value) => out.push((header_name, header_value)),
+                Err(why) => self.report(&header_path, Some(name), why.to_string()),
+            }
+        }
+        out
+    }
+
+    fn required_str<'v>(
+        &mut self,
+        path: &[&str],
+        field: &str,
+        value: Option<&'v str>,
+    ) -> Option<&'v str> {
+        match value {
+            Some(v) if !v.is_empty() => Some(v),
+            Some(_) => {
+                self.report(path, Some(field), "must not be empty");
+                None
+            }
+            None => {
+                self.report(path, Some(field), "missing");
+                None
+            }
+        }
+    }
+
+    fn required_secret<'v>(
+        &mut self,
+        path: &[&str],
+        field: &str,
+        value: Option<&'v Secret>,
+    ) -> Option<&'v Secret> {
+        match value {
+            Some(v) if !v.is_empty() => Some(v),
+            Some(_) => {
+                self.report(path, Some(field), "must not be empty");
+                None
+            }
+            None => {
+                self.report(path, Some(field), "missing");
+                None
+            }
+        }
+    }
+}
+
+fn auth_type_list() -> String {
+    AuthType::ALL.map(AuthType::as_str).join(", ")
+}
+
+/// An absolute http(s) URL with a host and no credentials, query or fragment. The value is
+/// never quoted back: a URL may carry a password.
+fn parse_upstream(text: &str) -> Result<Upstream, &'static str> {
+    let uri: Uri = text
+        .parse()
+        .map_err(|_| "is not a valid absolute http(s) URL")?;
+    let scheme = match uri.scheme() {
+        Some(s) if *s == Scheme::HTTP || *s == Scheme::HTTPS => s.clone(),
+        Some(_) => return Err("must use the http or https scheme"),
+        None => return Err("is not an absolute URL; write it as https://host[:port][/base/path]"),
+    };
+    let authority = uri.authority().cloned().ok_or("has no host")?;
+    if authority.as_str().contains('@') {
+        return Err("must not contain credentials; use auth_type http_basic instead");
+    }
+    if authority.host().is_empty() {
+        return Err("has no host");
+    }
+    if uri.query().is_some() {
+        return Err("must not contain a query; use api_key_in: query for a key parameter");
+    }
+    Ok(Upstream {
+        scheme,
+        authority,
+        base_path: uri.path().trim_end_matches('/').into(),
+    })
+}
+
+/// Headers a source must not set: those that describe the connection or the message
+/// framing, which credproxy and hyper own.
+fn is_reserved_header(name: Option<&HeaderName>) -> bool {
+    name.is_some_and(|name| {
+        is_hop_by_hop(name) || name == http::header::HOST || name == http::header::CONTENT_LENGTH
+    })
+}
+
+/// Names of the optional fields set in `raw`, in schema order.
+fn present_fields(raw: &FileSource) -> Vec<&'static str> {
+    let fields: [(&'static str, bool); 22] = [
+        ("basic_username", raw.basic_username.is_some()),
+        ("basic_password", raw.basic_password.is_some()),
+        ("api_key_name", raw.api_key_name.is_some()),
+        ("api_key_value", raw.api_key_value.is_some()),
+        ("api_key_in", raw.api_key_in.is_some()),
+        ("bearer_token", raw.bearer_token.is_some()),
+        ("oauth2_token_url", raw.oauth2_token_url.is_some()),
+        ("oauth2_client_id", raw.oauth2_client_id.is_some()),
+        ("oauth2_client_secret", raw.oauth2_client_secret.is_some()),
+        ("oauth2_scopes", raw.oauth2_scopes.is_some()),
+        ("oauth2_audience", raw.oauth2_audience.is_some()),
+        ("oauth2_client_auth", raw.oauth2_client_auth.is_some()),
+        (
+            "token_exchange_audience",
+            raw.token_exchange_audience.is_some(),
+        ),
+        (
+            "token_exchange_resource",
+            raw.token_exchange_resource.is_some(),
+        ),
+        (
+            "token_exchange_subject_token_type",
+            raw.token_exchange_subject_token_type.is_some(),
+        ),
+        (
+            "token_exchange_requested_token_type",
+            raw.token_exchange_requested_token_type.is_some(),
+        ),
+        (
+            "token_exchange_subject_token",
+            raw.token_exchange_subject_token.is_some(),
+        ),
+        (
+            "token_exchange_actor_token",
+            raw.token_exchange_actor_token.is_some(),
+        ),
+        ("tls_ca_file", raw.tls_ca_file.is_some()),
+        ("tls_client_cert_file", raw.tls_client_cert_file.is_some()),
+        ("tls_client_key_file", raw.tls_client_key_file.is_some()),
+        ("headers", raw.headers.is_some()),
+    ];
+    fields
+        .into_iter()
+        .filter(|(_, set)| *set)
+        .map(|(name, _)| name)
+        .collect()
+}
+
+/// Whether an auth-specific field belongs to `auth_type`. `headers` and `tls_*` apply to all.
+fn applies_to(field: &str, auth_type: AuthType) -> bool {
+    if field == "headers" || field.starts_with("tls_") {
+        return true;
+    }
+    match auth_type {
+        AuthType::None => false,
+        AuthType::HttpBasic => field.starts_with("basic_"),
+        AuthType::ApiKey => field.starts_with("api_key_"),
+        AuthType::Bearer => field == "bearer_token",
+        AuthType::OAuth2 => field.starts_with("oauth2_"),
+        AuthType::TokenExchange => {
+            field.starts_with("oauth2_") || field.starts_with("token_exchange_")
+        }
+    }
+}

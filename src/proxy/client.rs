@@ -1,0 +1,83 @@
+//! The pooled upstream client: HTTP/1.1 and HTTP/2 (by ALPN), rustls with the public
+//! web roots, bounded connect and response-header waits.
+
+use std::time::Duration;
+
+use http::{Request, Response, Version};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use super::error::ProxyError;
+
+/// Timeouts for talking to upstreams.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientSettings {
+    /// TCP connect only; TLS and the response fall under `response_timeout`.
+    pub connect_timeout: Duration,
+    /// From sending the request until the response headers arrive (→ 504).
+    pub response_timeout: Duration,
+    /// How long an idle pooled connection is kept.
+    pub pool_idle_timeout: Duration,
+}
+
+impl Default for ClientSettings {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(5),
+            response_timeout: Duration::from_secs(60),
+            pool_idle_timeout: Duration::from_secs(90),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamClient {
+    client: Client<HttpsConnector<HttpConnector>, Incoming>,
+    response_timeout: Duration,
+}
+
+impl UpstreamClient {
+    pub fn new(settings: ClientSettings) -> Result<Self, rustls::Error> {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(settings.connect_timeout));
+        http.set_keepalive(Some(Duration::from_secs(60)));
+
+        // ALPN is left to hyper-rustls, which sets h2 and http/1.1 itself.
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())?
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .pool_idle_timeout(settings.pool_idle_timeout)
+            .build(https);
+        Ok(Self {
+            client,
+            response_timeout: settings.response_timeout,
+        })
+    }
+
+    /// Sends a request and waits for the response headers; the body streams afterwards.
+    pub async fn send(
+        &self,
+        mut request: Request<Incoming>,
+    ) -> Result<Response<Incoming>, ProxyError> {
+        // The inbound version (h2c, say) says nothing about the upstream: ask for HTTP/1.1,
+        // and the pool speaks HTTP/2 where ALPN negotiated it.
+        *request.version_mut() = Version::HTTP_11;
+        match tokio::time::timeout(self.response_timeout, self.client.request(request)).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(error)) => Err(ProxyError::UpstreamUnreachable(error)),
+            Err(_) => Err(ProxyError::UpstreamTimeout),
+        }
+    }
+}

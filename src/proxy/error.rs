@@ -1,0 +1,109 @@
+//! The one place where a failed request becomes an HTTP response.
+//!
+//! Every error is `application/problem+json` (RFC 9457) with a stable `code`. The public
+//! `detail` is fixed text chosen here; causes (which may name hosts or carry an
+//! upstream's words) go to the access log only.
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use http::{Response, StatusCode};
+use http_body_util::Full;
+
+/// Why a request was not forwarded, or why forwarding failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("no source matches the path")]
+    UnknownSource,
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
+    #[error("upstream unreachable: {0}")]
+    UpstreamUnreachable(#[source] hyper_util::client::legacy::Error),
+    #[error("no response headers from the upstream within the timeout")]
+    UpstreamTimeout,
+}
+
+impl ProxyError {
+    /// Status, stable code and public detail.
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            ProxyError::UnknownSource => (
+                StatusCode::NOT_FOUND,
+                "unknown_source",
+                "No source with this id is configured. Send requests to /{source_id}/{path}.",
+            ),
+            ProxyError::BadRequest(why) => (StatusCode::BAD_REQUEST, "bad_request", why),
+            ProxyError::UpstreamUnreachable(e) if e.is_connect() => (
+                StatusCode::BAD_GATEWAY,
+                "upstream_unreachable",
+                "Could not connect to the upstream.",
+            ),
+            ProxyError::UpstreamUnreachable(_) => (
+                StatusCode::BAD_GATEWAY,
+                "upstream_unreachable",
+                "The upstream closed the connection or sent an invalid response.",
+            ),
+            ProxyError::UpstreamTimeout => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream_timeout",
+                "The upstream did not answer in time.",
+            ),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.parts().0
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.parts().1
+    }
+
+    pub fn to_response(&self) -> Response<Full<Bytes>> {
+        let (status, code, detail) = self.parts();
+        problem_response(status, code, detail)
+    }
+}
+
+/// A problem+json response. `type` is `about:blank`, so `title` is the status's reason
+/// phrase; `code` is what clients should match on.
+pub fn problem_response(status: StatusCode, code: &str, detail: &str) -> Response<Full<Bytes>> {
+    let body = serde_json::json!({
+        "type": "about:blank",
+        "title": status.canonical_reason().unwrap_or("Error"),
+        "status": status.as_u16(),
+        "code": code,
+        "detail": detail,
+    });
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn problem_json_has_status_code_and_detail() {
+        let response = ProxyError::UnknownSource.to_response();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert_eq!(response.headers()[CONTENT_TYPE], "application/problem+json");
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(json["code"], "unknown_source");
+        assert_eq!(json["status"], 404);
+        assert_eq!(json["title"], "Not Found");
+    }
+}
