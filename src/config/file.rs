@@ -5,13 +5,14 @@
 //! rejected here, including duplicate source ids, which serde's own maps would let the last
 //! one win silently.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::fmt;
 use std::marker::PhantomData;
 
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
+use super::locate::RaiseHere;
 use crate::secret::Secret;
 
 #[derive(Debug, Deserialize)]
@@ -86,11 +87,14 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for UniqueMap<V> {
             }
 
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut seen = BTreeMap::new();
+                let mut seen = BTreeSet::new();
                 let mut entries = Vec::new();
                 while let Some(key) = map.next_key::<String>()? {
-                    if seen.insert(key.clone(), ()).is_some() {
-                        return Err(de::Error::custom(format_args!("duplicate key `{key}`")));
+                    if !seen.insert(key.clone()) {
+                        // Fail inside the duplicate's value, so the error carries its position.
+                        let message = format!("duplicate key `{key}`");
+                        map.next_value_seed(RaiseHere(&message))?;
+                        return Err(de::Error::custom(message));
                     }
                     entries.push((key, map.next_value()?));
                 }

@@ -33,7 +33,7 @@ impl<'de> DeserializeSeed<'de> for Walk<'_> {
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
         if self.path.is_empty() {
-            deserializer.deserialize_any(Found)
+            RaiseHere(FOUND).deserialize(deserializer)
         } else {
             deserializer.deserialize_any(self)
         }
@@ -89,11 +89,19 @@ impl<'de> Visitor<'de> for Walk<'_> {
     }
 }
 
-/// Raises the marker error on whatever node it is handed, so that serde_yaml stamps the
-/// error with that node's position.
-struct Found;
+/// Fails on whatever node it is handed, with its message, so that serde_yaml stamps the
+/// error with that node's position. Also used to report a duplicate key at the duplicate.
+pub(super) struct RaiseHere<'m>(pub &'m str);
 
-impl<'de> Visitor<'de> for Found {
+impl<'de> DeserializeSeed<'de> for RaiseHere<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RaiseHere<'_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -101,35 +109,35 @@ impl<'de> Visitor<'de> for Found {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<(), A::Error> {
-        Err(de::Error::custom(FOUND))
+        Err(de::Error::custom(self.0))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
-        Err(de::Error::custom(FOUND))
+        Err(de::Error::custom(self.0))
     }
 
     fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        Err(E::custom(FOUND))
+        Err(E::custom(self.0))
     }
 
     fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        Err(E::custom(FOUND))
+        Err(E::custom(self.0))
     }
 
     fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        Err(E::custom(FOUND))
+        Err(E::custom(self.0))
     }
 
     fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        Err(E::custom(FOUND))
+        Err(E::custom(self.0))
     }
 
     fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        Err(E::custom(FOUND))
+        Err(E::custom(self.0))
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Err(E::custom(FOUND))
+        Err(E::custom(self.0))
     }
 }
 

@@ -1,1 +1,279 @@
+//! Loading and rejecting whole files.
 
+use std::path::Path;
+
+use super::*;
+
+fn load_str(text: &str) -> Result<Snapshot, ConfigError> {
+    load_bytes(Path::new("test/sources.yaml"), text.as_bytes())
+}
+
+fn rejected(text: &str) -> String {
+    let error = load_str(text).expect_err("the file should be rejected");
+    error.to_string()
+}
+
+const GOOD: &str = r#"
+sources:
+  open:
+    upstream: http://127.0.0.1:9/
+    auth_type: none
+  basic:
+    upstream: https://api.example.com/v1
+    auth_type: http_basic
+    basic_username: user
+    basic_password: "pa:ss"
+  key-header:
+    upstream: https://api.example.com
+    auth_type: api_key
+    api_key_name: X-API-Key
+    api_key_value: k1
+    headers: { X-Extra: two }
+  key-query:
+    upstream: https://api.example.com
+    auth_type: api_key
+    api_key_name: key
+    api_key_value: k2
+    api_key_in: query
+  token:
+    upstream: https://api.example.com
+    auth_type: bearer
+    bearer_token: t0ken
+"#;
+
+#[test]
+fn a_good_file_loads_every_static_type_in_order() {
+    let snapshot = load_str(GOOD).expect("loads");
+    let listed: Vec<(String, &str, String)> = snapshot
+        .sources()
+        .iter()
+        .map(|s| {
+            (
+                s.id.to_string(),
+                s.auth_type.as_str(),
+                s.upstream.to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("open".into(), "none", "http://127.0.0.1:9".into()),
+            (
+                "basic".into(),
+                "http_basic",
+                "https://api.example.com/v1".into()
+            ),
+            (
+                "key-header".into(),
+                "api_key",
+                "https://api.example.com".into()
+            ),
+            (
+                "key-query".into(),
+                "api_key",
+                "https://api.example.com".into()
+            ),
+            ("token".into(), "bearer", "https://api.example.com".into()),
+        ]
+    );
+    let extra = &snapshot.source("key-header").expect("source").extra_headers;
+    assert_eq!(extra[0].0.as_str(), "x-extra");
+    assert!(extra[0].1.is_sensitive());
+    assert_eq!(
+        snapshot.meta.content_sha256,
+        <[u8; 32]>::from(sha2::Sha256::digest(GOOD.as_bytes()))
+    );
+}
+
+#[test]
+fn malformed_yaml_names_file_line_and_column() {
+    let message = rejected("sources:\n  a:\n    upstream: x\n   bad: [\n");
+    assert!(
+        message.starts_with("test/sources.yaml: 1 problem"),
+        "{message}"
+    );
+    assert!(message.contains("test/sources.yaml:4:4:"), "{message}");
+}
+
+#[test]
+fn unknown_auth_type_names_source_field_and_line() {
+    let message = rejected("sources:\n  gh:\n    upstream: https://x\n    auth_type: kerberos\n");
+    assert!(
+        message
+            .contains("test/sources.yaml:4:16: sources.gh.auth_type: unknown auth_type `kerberos`"),
+        "{message}"
+    );
+}
+
+#[test]
+fn missing_and_unknown_fields() {
+    let message = rejected("sources:\n  gh:\n    auth_type: http_basic\n    basic_username: u\n");
+    assert!(message.contains("2 problems"), "{message}");
+    assert!(
+        message.contains("sources.gh.upstream: missing"),
+        "{message}"
+    );
+    assert!(
+        message.contains("sources.gh.basic_password: missing"),
+        "{message}"
+    );
+
+    let message = rejected("sources:\n  gh:\n    upstream: https://x\n    auth_type: none\n    basic_pasword: hunter2\n");
+    assert!(
+        message.contains("test/sources.yaml:5:5: sources.gh: unknown field `basic_pasword`"),
+        "{message}"
+    );
+    assert!(!message.contains("hunter2"), "{message}");
+
+    let message = rejected("sources:\n  gh:\n    upstream: https://x\n    auth_type: bearer\n    bearer_token: t\n    basic_password: hunter2\n");
+    assert!(
+        message.contains("sources.gh.basic_password: does not apply to auth_type `bearer`"),
+        "{message}"
+    );
+    assert!(!message.contains("hunter2"), "{message}");
+}
+
+#[test]
+fn duplicate_keys_are_rejected_at_every_level() {
+    let message = rejected("sources:\n  a:\n    upstream: http://x\n    auth_type: none\n  a:\n    upstream: http://y\n    auth_type: none\n");
+    assert!(message.contains("duplicate key `a`"), "{message}");
+    assert!(
+        message.contains("sources.yaml:6:5: sources.a: duplicate key `a`"),
+        "{message}"
+    );
+
+    let message = rejected(
+        "sources:\n  a:\n    upstream: http://x\n    upstream: http://y\n    auth_type: none\n",
+    );
+    assert!(message.contains("duplicate field `upstream`"), "{message}");
+
+    let message = rejected("sources:\n  a:\n    upstream: http://x\n    auth_type: none\n    headers:\n      X-A: one\n      X-A: two\n");
+    assert!(message.contains("duplicate key `X-A`"), "{message}");
+
+    let message = rejected("sources:\n  a:\n    upstream: http://x\n    auth_type: none\n    headers:\n      X-A: one\n      x-a: two\n");
+    assert!(
+        message.contains("sources.a.headers.x-a: is listed twice"),
+        "{message}"
+    );
+}
+
+#[test]
+fn upstream_must_be_an_absolute_http_url_without_credentials() {
+    for (upstream, why) in [
+        ("api.example.com/v1", "is not an absolute URL"),
+        ("ftp://example.com", "must use the http or https scheme"),
+        (
+            "https://user:hunter2@example.com",
+            "must not contain credentials",
+        ),
+        (
+            "https://example.com/v1?key=hunter2",
+            "must not contain a query",
+        ),
+        ("not a url", "is not an absolute URL"),
+        (
+            "https://exa mple.com",
+            "is not a valid absolute http(s) URL",
+        ),
+    ] {
+        let message = rejected(&format!(
+            "sources:\n  s:\n    upstream: \"{upstream}\"\n    auth_type: none\n"
+        ));
+        assert!(
+            message.contains(&format!("3:15: sources.s.upstream: {why}")),
+            "{upstream}: {message}"
+        );
+        assert!(!message.contains("hunter2"), "{message}");
+    }
+}
+
+#[test]
+fn control_characters_in_headers_and_secrets_are_rejected_without_the_value() {
+    let message = rejected("sources:\n  s:\n    upstream: http://x\n    auth_type: bearer\n    bearer_token: \"hunter2\\r\\nX-Evil: 1\"\n    headers:\n      X-Extra: \"also-hunter2\\n\"\n      \"Bad Name\": v\n");
+    assert!(message.contains("3 problems"), "{message}");
+    assert!(
+        message.contains("sources.s.bearer_token: is not a valid HTTP header value"),
+        "{message}"
+    );
+    assert!(
+        message.contains("sources.s.headers.X-Extra: is not a valid HTTP header value"),
+        "{message}"
+    );
+    assert!(
+        message.contains("sources.s.headers.Bad Name: is not a valid HTTP header name"),
+        "{message}"
+    );
+    assert!(!message.contains("hunter2"), "{message}");
+}
+
+#[test]
+fn wrong_shapes_never_quote_secret_values() {
+    let message = rejected(
+        "sources:\n  s:\n    upstream: http://x\n    auth_type: none\n    headers: hunter2\n",
+    );
+    assert!(
+        message.contains("sources.s.headers: invalid type: string \"[redacted]\""),
+        "{message}"
+    );
+    assert!(!message.contains("hunter2"), "{message}");
+}
+
+#[test]
+fn reserved_and_credential_headers_cannot_be_set_by_headers() {
+    let message = rejected("sources:\n  s:\n    upstream: http://x\n    auth_type: bearer\n    bearer_token: t\n    headers:\n      Authorization: x\n      Connection: close\n      Host: evil\n");
+    assert!(
+        message.contains(
+            "sources.s.headers.Authorization: is the header the source's auth_type already sets"
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains("sources.s.headers.Connection: names a header credproxy manages"),
+        "{message}"
+    );
+    assert!(
+        message.contains("sources.s.headers.Host: names a header credproxy manages"),
+        "{message}"
+    );
+}
+
+#[test]
+fn empty_secrets_and_bad_ids_are_rejected() {
+    let message = rejected("sources:\n  \"a/b\":\n    upstream: http://x\n    auth_type: bearer\n    bearer_token: \"\"\n");
+    assert!(
+        message.contains("sources.a/b: a source id must be non-empty and contain no '/'"),
+        "{message}"
+    );
+    assert!(
+        message.contains("sources.a/b.bearer_token: must not be empty"),
+        "{message}"
+    );
+}
+
+#[test]
+fn features_of_later_releases_are_refused_not_ignored() {
+    let message = rejected("sources: {}\ncallers:\n  ci:\n    token_sha256: abc\n");
+    assert!(
+        message.contains("callers: caller authentication is not available"),
+        "{message}"
+    );
+    let message = rejected("sources:\n  s:\n    upstream: http://x\n    auth_type: oauth2\n    oauth2_token_url: http://idp/token\n");
+    assert!(
+        message.contains("sources.s.auth_type: auth_type `oauth2` is not available"),
+        "{message}"
+    );
+}
+
+#[test]
+fn unreadable_and_non_utf8_files() {
+    let error = load(Path::new("/nonexistent/credproxy/sources.yaml")).expect_err("missing file");
+    assert!(
+        error
+            .to_string()
+            .contains("/nonexistent/credproxy/sources.yaml"),
+        "{error}"
+    );
+    let error = load_bytes(Path::new("x.yaml"), b"sources: {a: \xff}").expect_err("not utf-8");
+    assert!(error.to_string().contains("is not UTF-8"), "{error}");
+}

@@ -326,21 +326,27 @@ fn auth_type_list() -> String {
     AuthType::ALL.map(AuthType::as_str).join(", ")
 }
 
+const NOT_ABSOLUTE: &str = "is not an absolute URL; write it as https://host[:port][/base/path]";
+
 /// An absolute http(s) URL with a host and no credentials, query or fragment. The value is
 /// never quoted back: a URL may carry a password.
 fn parse_upstream(text: &str) -> Result<Upstream, &'static str> {
+    // Checked before parsing: the http crate rejects these with a vaguer error.
+    let Some((_, after_scheme)) = text.split_once("://") else {
+        return Err(NOT_ABSOLUTE);
+    };
+    if after_scheme.split('/').next().unwrap_or("").contains('@') {
+        return Err("must not contain credentials; use auth_type http_basic instead");
+    }
     let uri: Uri = text
         .parse()
         .map_err(|_| "is not a valid absolute http(s) URL")?;
     let scheme = match uri.scheme() {
         Some(s) if *s == Scheme::HTTP || *s == Scheme::HTTPS => s.clone(),
         Some(_) => return Err("must use the http or https scheme"),
-        None => return Err("is not an absolute URL; write it as https://host[:port][/base/path]"),
+        None => return Err(NOT_ABSOLUTE),
     };
     let authority = uri.authority().cloned().ok_or("has no host")?;
-    if authority.as_str().contains('@') {
-        return Err("must not contain credentials; use auth_type http_basic instead");
-    }
     if authority.host().is_empty() {
         return Err("has no host");
     }
