@@ -1,6 +1,7 @@
 //! The pooled upstream client: HTTP/1.1 and HTTP/2 (by ALPN), rustls with the public
 //! web roots, bounded connect and response-header waits.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Request, Response, Version};
@@ -40,7 +41,21 @@ pub struct UpstreamClient {
 }
 
 impl UpstreamClient {
+    /// A client that trusts the public web roots (Mozilla's, compiled in: no system
+    /// certificate store is needed, so a scratch image works).
     pub fn new(settings: ClientSettings) -> Result<Self, rustls::Error> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        Self::with_roots(settings, roots)
+    }
+
+    /// A client that trusts exactly `roots`.
+    pub fn with_roots(settings: ClientSettings, roots: rustls::RootCertStore) -> Result<Self, rustls::Error> {
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
@@ -49,7 +64,7 @@ impl UpstreamClient {
 
         // ALPN is left to hyper-rustls, which sets h2 and http/1.1 itself.
         let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())?
+            .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
             .enable_http2()

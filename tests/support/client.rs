@@ -1,0 +1,81 @@
+//! Clients for the tests: HTTP/1.1, h2c, and raw bytes for what real clients never send.
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+pub type TestClient = Client<HttpConnector, Full<Bytes>>;
+
+pub fn http1() -> TestClient {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// HTTP/2 with prior knowledge, over plain TCP.
+pub fn h2c() -> TestClient {
+    Client::builder(TokioExecutor::new()).http2_only(true).build_http()
+}
+
+/// A response with its whole body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: http::StatusCode,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Answer {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+
+    /// Asserts a problem+json error with `status` and `code`.
+    pub fn assert_problem(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "{}", self.text());
+        assert_eq!(self.headers["content-type"], "application/problem+json");
+        let json = self.json();
+        assert_eq!(json["code"], code, "{json}");
+        assert_eq!(json["status"], status, "{json}");
+    }
+}
+
+pub async fn send(client: &TestClient, request: Request<Full<Bytes>>) -> Answer {
+    let response: Response<_> = super::within("the proxy's response", client.request(request))
+        .await
+        .expect("request through the proxy");
+    let (parts, body) = response.into_parts();
+    let body = super::within("the response body", body.collect()).await.expect("response body").to_bytes();
+    Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+pub async fn get(client: &TestClient, url: &str) -> Answer {
+    send(client, Request::get(url).body(Full::default()).expect("request")).await
+}
+
+/// Writes `raw` on a fresh connection and reads until the server closes it or sends a
+/// complete head; returns the status code and the text received.
+pub async fn raw(addr: std::net::SocketAddr, raw: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(raw.as_bytes()).await.expect("write");
+    let mut received = Vec::new();
+    let _ = super::within("a raw response", stream.read_to_end(&mut received)).await;
+    let text = String::from_utf8_lossy(&received).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    (status, text)
+}

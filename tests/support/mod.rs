@@ -1,0 +1,73 @@
+//! Shared fakes for the integration tests: a recording upstream (plain or TLS with ALPN),
+//! the proxy in-process or as the real binary, and HTTP clients. Every server binds
+//! `127.0.0.1:0`; readiness is a bound socket or a log line, never a sleep.
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+pub mod binary;
+pub mod client;
+pub mod upstream;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use credproxy::proxy::{ClientSettings, Proxy, UpstreamClient};
+use credproxy::server::{self, ServerSettings};
+use credproxy::store::Store;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// The proxy server running inside the test's runtime.
+pub struct InProcessProxy {
+    pub addr: SocketAddr,
+    pub store: Arc<Store>,
+    shutdown: CancellationToken,
+}
+
+impl InProcessProxy {
+    pub async fn start(yaml: &str) -> Self {
+        Self::start_with(yaml, ClientSettings::default(), None).await
+    }
+
+    /// Starts with `settings`, trusting `roots` for https upstreams (public roots if none).
+    pub async fn start_with(yaml: &str, settings: ClientSettings, roots: Option<rustls::RootCertStore>) -> Self {
+        let snapshot = credproxy::config::load_bytes(std::path::Path::new("test.yaml"), yaml.as_bytes())
+            .unwrap_or_else(|e| panic!("test config rejected: {e}"));
+        let store = Arc::new(Store::new(snapshot));
+        let client = match roots {
+            Some(roots) => UpstreamClient::with_roots(settings, roots),
+            None => UpstreamClient::new(settings),
+        }
+        .expect("upstream client");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy addr");
+        let shutdown = CancellationToken::new();
+        tokio::spawn(server::serve(
+            listener,
+            Arc::new(Proxy::new(Arc::clone(&store), client)),
+            ServerSettings::default(),
+            shutdown.clone(),
+        ));
+        Self { addr, store, shutdown }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for InProcessProxy {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Upper bound for anything a test waits on, so a hang fails instead of blocking CI.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// Awaits `future` or fails the test after [`WAIT`].
+pub async fn within<F: std::future::Future>(what: &str, future: F) -> F::Output {
+    tokio::time::timeout(WAIT, future)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
