@@ -175,3 +175,9 @@ pub fn test_tls() -> (rustls::RootCertStore, Arc<rustls::ServerConfig>) {
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     (roots, Arc::new(config))
 }
+
+/// A response body the test writes into, frame by frame.
+pub fn channel_body(buffer: usize) -> (http_body_util::channel::Sender<Bytes, Infallible>, UpstreamBody) {
+    let (tx, body) = http_body_util::channel::Channel::<Bytes, Infallible>::new(buffer);
+    (tx, body.map_err(|never: Infallible| match never {}).boxed())
+}
