@@ -72,7 +72,8 @@ pub struct AccessRecord<'a> {
 pub fn access_log(record: &AccessRecord<'_>) {
     let source = record.source.map_or("-", |s| &*s.id);
     let auth_type = record.source.map_or("-", |s| s.auth_type.as_str());
-    let upstream_ms = record.upstream.map(|d| d.as_secs_f64() * 1e3);
+    let upstream_ms = record.upstream.map(millis);
+    let total_ms = millis(record.total);
     match record.error {
         None => tracing::info!(
             target: "credproxy::access",
@@ -82,7 +83,7 @@ pub fn access_log(record: &AccessRecord<'_>) {
             method = %record.method,
             path = record.path,
             status = record.status.as_u16(),
-            total_ms = record.total.as_secs_f64() * 1e3,
+            total_ms,
             upstream_ms,
             token = record.token.as_str(),
             "Request"
@@ -95,7 +96,7 @@ pub fn access_log(record: &AccessRecord<'_>) {
             method = %record.method,
             path = record.path,
             status = record.status.as_u16(),
-            total_ms = record.total.as_secs_f64() * 1e3,
+            total_ms,
             upstream_ms,
             token = record.token.as_str(),
             code = error.code(),
@@ -103,6 +104,11 @@ pub fn access_log(record: &AccessRecord<'_>) {
             "Request failed"
         ),
     }
+}
+
+/// Milliseconds with microsecond precision (`1.234`), which is what a reader wants.
+fn millis(duration: Duration) -> f64 {
+    duration.as_micros() as f64 / 1e3
 }
 
 /// `error: cause: cause`, for the log; the client only ever sees the fixed detail.

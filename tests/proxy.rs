@@ -60,7 +60,10 @@ async fn http_basic_is_injected_and_the_path_joins_the_base() {
     assert_eq!(answer.text(), "ok");
     let seen = upstream.single();
     assert_eq!(seen.target, "/v1/pets?limit=1&q=a%2Fb");
-    assert_eq!(seen.header("authorization").as_deref(), Some("Basic dXNlcjpwYXNz"));
+    assert_eq!(
+        seen.header("authorization").as_deref(),
+        Some("Basic dXNlcjpwYXNz")
+    );
     assert_eq!(seen.header("host"), Some(upstream.addr.to_string()));
 }
 
@@ -96,7 +99,10 @@ async fn auth_type_none_passes_the_callers_authorization() {
         .body(Full::default())
         .expect("request");
     send(&client::http1(), request).await;
-    assert_eq!(upstream.single().header("authorization").as_deref(), Some("Bearer caller-token"));
+    assert_eq!(
+        upstream.single().header("authorization").as_deref(),
+        Some("Bearer caller-token")
+    );
 }
 
 #[tokio::test]
@@ -119,12 +125,19 @@ async fn api_key_header_and_extra_headers_replace_the_callers() {
 async fn api_key_in_query_replaces_a_same_named_parameter() {
     let (upstream, proxy) = setup().await;
     let http = client::http1();
-    get(&http, &proxy.url("/key-query/search?api_key=forged&q=1&api%5Fkey=again")).await;
+    get(
+        &http,
+        &proxy.url("/key-query/search?api_key=forged&q=1&api%5Fkey=again"),
+    )
+    .await;
     get(&http, &proxy.url("/key-query")).await;
     let targets: Vec<String> = upstream.requests().into_iter().map(|r| r.target).collect();
     assert_eq!(
         targets,
-        ["/q/search?q=1&api_key=query%20key%26%3D", "/q?api_key=query%20key%26%3D"]
+        [
+            "/q/search?q=1&api_key=query%20key%26%3D",
+            "/q?api_key=query%20key%26%3D"
+        ]
     );
 }
 
@@ -140,7 +153,14 @@ async fn hop_by_hop_and_connection_listed_headers_are_dropped_before_injection()
     assert_eq!(status, 200);
     let seen = upstream.single();
     assert_eq!(seen.header_values("authorization"), ["Bearer static-token"]);
-    for gone in ["x-drop-me", "keep-alive", "proxy-authorization", "te", "upgrade", "connection"] {
+    for gone in [
+        "x-drop-me",
+        "keep-alive",
+        "proxy-authorization",
+        "te",
+        "upgrade",
+        "connection",
+    ] {
         assert_eq!(seen.header(gone), None, "{gone} reached the upstream");
     }
     assert_eq!(seen.header("x-keep").as_deref(), Some("yes"));
@@ -150,16 +170,29 @@ async fn hop_by_hop_and_connection_listed_headers_are_dropped_before_injection()
 async fn unknown_source_is_a_404_problem() {
     let (upstream, proxy) = setup().await;
     let http = client::http1();
-    get(&http, &proxy.url("/nope/x")).await.assert_problem(404, "unknown_source");
-    get(&http, &proxy.url("/")).await.assert_problem(404, "unknown_source");
+    get(&http, &proxy.url("/nope/x"))
+        .await
+        .assert_problem(404, "unknown_source");
+    get(&http, &proxy.url("/"))
+        .await
+        .assert_problem(404, "unknown_source");
     assert!(upstream.requests().is_empty());
 }
 
 #[tokio::test]
 async fn dot_segments_and_foreign_absolute_targets_are_400_and_never_forwarded() {
     let (upstream, proxy) = setup().await;
-    for target in ["/basic/../token/x", "/basic/%2e%2e/token", "/basic/a/%2E", "/basic/..%2Fx"] {
-        let (status, text) = client::raw(proxy.addr, &format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")).await;
+    for target in [
+        "/basic/../token/x",
+        "/basic/%2e%2e/token",
+        "/basic/a/%2E",
+        "/basic/..%2Fx",
+    ] {
+        let (status, text) = client::raw(
+            proxy.addr,
+            &format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+        )
+        .await;
         assert_eq!(status, 400, "{target}: {text}");
         assert!(text.contains("\"code\":\"bad_request\""), "{text}");
     }
@@ -169,7 +202,10 @@ async fn dot_segments_and_foreign_absolute_targets_are_400_and_never_forwarded()
     )
     .await;
     assert_eq!(status, 400, "{text}");
-    let own = format!("GET http://{}/basic/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", proxy.addr);
+    let own = format!(
+        "GET http://{}/basic/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        proxy.addr
+    );
     let (status, _) = client::raw(proxy.addr, &own).await;
     assert_eq!(status, 200);
     assert_eq!(upstream.single().target, "/v1/x");
@@ -183,7 +219,10 @@ async fn h2c_in_http1_out() {
     let seen = upstream.single();
     assert_eq!(seen.version, Version::HTTP_11);
     assert_eq!(seen.target, "/v1/h2?x=1");
-    assert_eq!(seen.header("authorization").as_deref(), Some("Basic dXNlcjpwYXNz"));
+    assert_eq!(
+        seen.header("authorization").as_deref(),
+        Some("Basic dXNlcjpwYXNz")
+    );
 }
 
 #[tokio::test]
@@ -204,7 +243,10 @@ async fn https_upstream_speaks_http2_by_alpn_and_http1_clients_get_it() {
     for seen in requests {
         assert_eq!(seen.version, Version::HTTP_2);
         assert_eq!(seen.target, "/api/v?x=1");
-        assert_eq!(seen.header("authorization").as_deref(), Some("Bearer tls-token"));
+        assert_eq!(
+            seen.header("authorization").as_deref(),
+            Some("Bearer tls-token")
+        );
     }
     // Both requests went over one pooled HTTP/2 connection.
     assert_eq!(upstream.connections(), 1);
@@ -220,7 +262,9 @@ async fn untrusted_upstream_certificate_is_a_502() {
     );
     // Public roots only: the test CA is not trusted.
     let proxy = InProcessProxy::start(&yaml).await;
-    get(&client::http1(), &proxy.url("/secure/x")).await.assert_problem(502, "upstream_unreachable");
+    get(&client::http1(), &proxy.url("/secure/x"))
+        .await
+        .assert_problem(502, "upstream_unreachable");
     assert!(upstream.requests().is_empty());
 }
 
@@ -229,7 +273,10 @@ async fn upstream_connections_are_pooled() {
     let (upstream, proxy) = setup().await;
     let http = client::http1();
     for _ in 0..5 {
-        assert_eq!(get(&http, &proxy.url("/token/x")).await.status, StatusCode::OK);
+        assert_eq!(
+            get(&http, &proxy.url("/token/x")).await.status,
+            StatusCode::OK
+        );
     }
     assert_eq!(upstream.requests().len(), 5);
     assert_eq!(upstream.connections(), 1);
@@ -237,14 +284,18 @@ async fn upstream_connections_are_pooled() {
 
 #[tokio::test]
 async fn unreachable_upstream_is_a_502_problem() {
-    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let port = closed.local_addr().expect("addr").port();
     drop(closed);
     let proxy = InProcessProxy::start(&format!(
         "sources:\n  gone:\n    upstream: http://127.0.0.1:{port}\n    auth_type: none\n"
     ))
     .await;
-    get(&client::http1(), &proxy.url("/gone/x")).await.assert_problem(502, "upstream_unreachable");
+    get(&client::http1(), &proxy.url("/gone/x"))
+        .await
+        .assert_problem(502, "upstream_unreachable");
 }
 
 #[tokio::test]
@@ -265,9 +316,14 @@ async fn slow_upstream_is_a_504_problem() {
         response_timeout: Duration::from_millis(300),
         ..Default::default()
     };
-    let yaml = format!("sources:\n  slow:\n    upstream: {}\n    auth_type: none\n", upstream.url());
+    let yaml = format!(
+        "sources:\n  slow:\n    upstream: {}\n    auth_type: none\n",
+        upstream.url()
+    );
     let proxy = InProcessProxy::start_with(&yaml, settings, None).await;
-    get(&client::http1(), &proxy.url("/slow/x")).await.assert_problem(504, "upstream_timeout");
+    get(&client::http1(), &proxy.url("/slow/x"))
+        .await
+        .assert_problem(504, "upstream_timeout");
     drop(release);
 }
 
@@ -306,5 +362,8 @@ async fn post_bodies_are_forwarded() {
     let seen = upstream.single();
     assert_eq!(seen.method, http::Method::POST);
     assert_eq!(&seen.body[..], b"{\"name\":\"x\"}");
-    assert_eq!(seen.header("content-type").as_deref(), Some("application/json"));
+    assert_eq!(
+        seen.header("content-type").as_deref(),
+        Some("application/json")
+    );
 }

@@ -39,22 +39,39 @@ async fn server_sent_events_arrive_event_by_event() {
     .await;
     let proxy = InProcessProxy::start(&source(&upstream)).await;
     for client in [support::client::http1(), support::client::h2c()] {
-        let response = within("SSE response head", client.get(proxy.url("/s/events").parse().expect("uri")))
-            .await
-            .expect("response");
+        let response = within(
+            "SSE response head",
+            client.get(proxy.url("/s/events").parse().expect("uri")),
+        )
+        .await
+        .expect("response");
         assert_eq!(response.headers()["content-type"], "text/event-stream");
         let mut body = response.into_body();
-        let mut events = within("the upstream's body sender", senders.recv()).await.expect("sender");
+        let mut events = within("the upstream's body sender", senders.recv())
+            .await
+            .expect("sender");
         for n in 0..3 {
             let event = format!("id: {n}\ndata: event {n}\n\n");
-            events.send_data(Bytes::from(event.clone())).await.expect("send event");
+            events
+                .send_data(Bytes::from(event.clone()))
+                .await
+                .expect("send event");
             // The event is read before the next one exists: no buffering on the way.
-            let frame = within("one event", body.frame()).await.expect("a frame").expect("no error");
+            let frame = within("one event", body.frame())
+                .await
+                .expect("a frame")
+                .expect("no error");
             assert_eq!(frame.into_data().expect("data"), event.as_bytes());
         }
         drop(events);
-        let rest = within("end of stream", body.collect()).await.expect("clean end").to_bytes();
-        assert!(rest.is_empty(), "unexpected data after the last event: {rest:?}");
+        let rest = within("end of stream", body.collect())
+            .await
+            .expect("clean end")
+            .to_bytes();
+        assert!(
+            rest.is_empty(),
+            "unexpected data after the last event: {rest:?}"
+        );
     }
 }
 
@@ -79,28 +96,45 @@ async fn request_bodies_stream_to_the_upstream_chunk_by_chunk() {
     let proxy = InProcessProxy::start(&source(&upstream)).await;
     let client = Client::builder(TokioExecutor::new()).build_http::<Channel<Bytes, Infallible>>();
     let (mut upload, body) = Channel::<Bytes, Infallible>::new(1);
-    let request = Request::post(proxy.url("/s/upload")).body(body).expect("request");
+    let request = Request::post(proxy.url("/s/upload"))
+        .body(body)
+        .expect("request");
     let response = tokio::spawn(client.request(request));
 
     let mut sent = 0;
     for n in 0..4u8 {
         let chunk = Bytes::from(vec![n; 16 * 1024]);
         sent += chunk.len();
-        within("the proxy to take a chunk", upload.send_data(chunk)).await.expect("send chunk");
+        within("the proxy to take a chunk", upload.send_data(chunk))
+            .await
+            .expect("send chunk");
         // Arrives upstream before the next chunk is sent (hyper may split it, never join).
         let mut got = 0;
         while got < 16 * 1024 {
-            let part = within("the chunk upstream", chunks.recv()).await.expect("chunk");
+            let part = within("the chunk upstream", chunks.recv())
+                .await
+                .expect("chunk");
             assert!(part.iter().all(|&b| b == n));
             got += part.len();
         }
     }
     drop(upload);
-    let response = within("the upload's response", response).await.expect("task").expect("response");
-    let body = response.into_body().collect().await.expect("body").to_bytes();
+    let response = within("the upload's response", response)
+        .await
+        .expect("task")
+        .expect("response");
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
     assert_eq!(body, sent.to_string());
     let seen = upstream.single();
-    assert_eq!(seen.header("authorization").as_deref(), Some("Bearer stream-token"));
+    assert_eq!(
+        seen.header("authorization").as_deref(),
+        Some("Bearer stream-token")
+    );
 }
 
 #[tokio::test]
@@ -108,7 +142,10 @@ async fn large_bodies_pass_intact_both_ways() {
     const SIZE: usize = 64 * 1024 * 1024;
     const CHUNK: usize = 256 * 1024;
     fn pattern(offset: usize, len: usize) -> Bytes {
-        (offset..offset + len).map(|i| (i % 251) as u8).collect::<Vec<u8>>().into()
+        (offset..offset + len)
+            .map(|i| (i % 251) as u8)
+            .collect::<Vec<u8>>()
+            .into()
     }
     let upstream = Upstream::with_handler(|request| async move {
         if request.uri().path() == "/download" {
@@ -137,19 +174,33 @@ async fn large_bodies_pass_intact_both_ways() {
 
     let client = Client::builder(TokioExecutor::new()).build_http::<Channel<Bytes, Infallible>>();
     let (mut upload, body) = Channel::<Bytes, Infallible>::new(2);
-    let request = Request::post(proxy.url("/s/upload")).body(body).expect("request");
+    let request = Request::post(proxy.url("/s/upload"))
+        .body(body)
+        .expect("request");
     let response = tokio::spawn(client.request(request));
     for offset in (0..SIZE).step_by(CHUNK) {
-        within("upload progress", upload.send_data(pattern(offset, CHUNK))).await.expect("send");
+        within("upload progress", upload.send_data(pattern(offset, CHUNK)))
+            .await
+            .expect("send");
     }
     drop(upload);
-    let response = within("upload response", response).await.expect("task").expect("response");
-    let text = within("upload result", response.into_body().collect()).await.expect("body").to_bytes();
+    let response = within("upload response", response)
+        .await
+        .expect("task")
+        .expect("response");
+    let text = within("upload result", response.into_body().collect())
+        .await
+        .expect("body")
+        .to_bytes();
     assert_eq!(text, format!("{SIZE} true"));
 
     let (_, empty) = Channel::<Bytes, Infallible>::new(1);
-    let request = Request::get(proxy.url("/s/download")).body(empty).expect("request");
-    let response = within("download head", client.request(request)).await.expect("response");
+    let request = Request::get(proxy.url("/s/download"))
+        .body(empty)
+        .expect("request");
+    let response = within("download head", client.request(request))
+        .await
+        .expect("response");
     let mut body = response.into_body();
     let (mut offset, mut intact) = (0, true);
     while let Some(frame) = within("download progress", body.frame()).await {

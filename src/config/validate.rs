@@ -267,7 +267,7 @@ impl Checker<'_> {
                 );
                 continue;
             }
-            if out.iter().any(|(seen, _)| seen == &header_name) {
+            if out.iter().any(|(seen, _)| *seen == header_name) {
                 self.report(
                     &header_path,
                     Some(name),

@@ -50,11 +50,16 @@ impl UpstreamClient {
     }
 
     /// A client that trusts exactly `roots`.
-    pub fn with_roots(settings: ClientSettings, roots: rustls::RootCertStore) -> Result<Self, rustls::Error> {
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+    pub fn with_roots(
+        settings: ClientSettings,
+        roots: rustls::RootCertStore,
+    ) -> Result<Self, rustls::Error> {
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
 
         let mut http = HttpConnector::new();
         http.enforce_http(false);

@@ -16,7 +16,7 @@ pub enum ProxyError {
     UnknownSource,
     #[error("bad request: {0}")]
     BadRequest(&'static str),
-    #[error("upstream unreachable: {0}")]
+    #[error("upstream unreachable")]
     UpstreamUnreachable(#[source] hyper_util::client::legacy::Error),
     #[error("no response headers from the upstream within the timeout")]
     UpstreamTimeout,

@@ -23,8 +23,18 @@ impl BinaryProxy {
     /// Runs `credproxy serve --config PATH` on ephemeral ports with `RUST_LOG=rust_log`,
     /// and waits for both "Listening" lines.
     pub fn start(config: &Path, rust_log: &str, extra_args: &[&str]) -> Self {
-        let mut child = binary()
-            .args(["serve", "--log-format", "json", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        let mut command = binary();
+        command.args([
+            "serve",
+            "--log-format",
+            "json",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ]);
+        if !extra_args.contains(&"--listen") {
+            command.args(["--listen", "127.0.0.1:0"]);
+        }
+        let mut child = command
             .arg("--config")
             .arg(config)
             .args(extra_args)
@@ -37,8 +47,16 @@ impl BinaryProxy {
             .expect("spawn credproxy");
         let output = Arc::new(Mutex::new(String::new()));
         let (listening, wait) = mpsc::channel();
-        capture(child.stdout.take().expect("stdout"), Arc::clone(&output), None);
-        capture(child.stderr.take().expect("stderr"), Arc::clone(&output), Some(listening));
+        capture(
+            child.stdout.take().expect("stdout"),
+            Arc::clone(&output),
+            None,
+        );
+        capture(
+            child.stderr.take().expect("stderr"),
+            Arc::clone(&output),
+            Some(listening),
+        );
 
         let (mut proxy, mut admin) = (None, None);
         let deadline = Instant::now() + super::WAIT;
@@ -49,7 +67,10 @@ impl BinaryProxy {
                 Ok((_, addr)) => admin = Some(addr),
                 Err(_) => {
                     let _ = child.kill();
-                    panic!("credproxy did not start; output:\n{}", output.lock().expect("output"));
+                    panic!(
+                        "credproxy did not start; output:\n{}",
+                        output.lock().expect("output")
+                    );
                 }
             }
         }

@@ -17,7 +17,9 @@ pub fn http1() -> TestClient {
 
 /// HTTP/2 with prior knowledge, over plain TCP.
 pub fn h2c() -> TestClient {
-    Client::builder(TokioExecutor::new()).http2_only(true).build_http()
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http()
 }
 
 /// A response with its whole body.
@@ -34,7 +36,8 @@ impl Answer {
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
 
     /// Asserts a problem+json error with `status` and `code`.
@@ -52,7 +55,10 @@ pub async fn send(client: &TestClient, request: Request<Full<Bytes>>) -> Answer 
         .await
         .expect("request through the proxy");
     let (parts, body) = response.into_parts();
-    let body = super::within("the response body", body.collect()).await.expect("response body").to_bytes();
+    let body = super::within("the response body", body.collect())
+        .await
+        .expect("response body")
+        .to_bytes();
     Answer {
         status: parts.status,
         headers: parts.headers,
@@ -61,7 +67,11 @@ pub async fn send(client: &TestClient, request: Request<Full<Bytes>>) -> Answer 
 }
 
 pub async fn get(client: &TestClient, url: &str) -> Answer {
-    send(client, Request::get(url).body(Full::default()).expect("request")).await
+    send(
+        client,
+        Request::get(url).body(Full::default()).expect("request"),
+    )
+    .await
 }
 
 /// Writes `raw` on a fresh connection and reads until the server closes it or sends a

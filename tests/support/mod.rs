@@ -30,9 +30,14 @@ impl InProcessProxy {
     }
 
     /// Starts with `settings`, trusting `roots` for https upstreams (public roots if none).
-    pub async fn start_with(yaml: &str, settings: ClientSettings, roots: Option<rustls::RootCertStore>) -> Self {
-        let snapshot = credproxy::config::load_bytes(std::path::Path::new("test.yaml"), yaml.as_bytes())
-            .unwrap_or_else(|e| panic!("test config rejected: {e}"));
+    pub async fn start_with(
+        yaml: &str,
+        settings: ClientSettings,
+        roots: Option<rustls::RootCertStore>,
+    ) -> Self {
+        let snapshot =
+            credproxy::config::load_bytes(std::path::Path::new("test.yaml"), yaml.as_bytes())
+                .unwrap_or_else(|e| panic!("test config rejected: {e}"));
         let store = Arc::new(Store::new(snapshot));
         let client = match roots {
             Some(roots) => UpstreamClient::with_roots(settings, roots),
@@ -48,7 +53,11 @@ impl InProcessProxy {
             ServerSettings::default(),
             shutdown.clone(),
         ));
-        Self { addr, store, shutdown }
+        Self {
+            addr,
+            store,
+            shutdown,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -43,7 +43,11 @@ impl Recorded {
 
     pub fn header(&self, name: &str) -> Option<String> {
         let values = self.header_values(name);
-        assert!(values.len() <= 1, "header {name} received {} times: {values:?}", values.len());
+        assert!(
+            values.len() <= 1,
+            "header {name} received {} times: {values:?}",
+            values.len()
+        );
         values.into_iter().next()
     }
 }
@@ -55,7 +59,9 @@ pub struct Upstream {
 }
 
 pub fn full(body: impl Into<Bytes>) -> UpstreamBody {
-    Full::new(body.into()).map_err(|never: Infallible| match never {}).boxed()
+    Full::new(body.into())
+        .map_err(|never: Infallible| match never {})
+        .boxed()
 }
 
 impl Upstream {
@@ -71,7 +77,11 @@ impl Upstream {
         F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Response<UpstreamBody>> + Send + 'static,
     {
-        Self::start(None, Some(Arc::new(move |r| Box::pin(handler(r)) as HandlerFuture))).await
+        Self::start(
+            None,
+            Some(Arc::new(move |r| Box::pin(handler(r)) as HandlerFuture)),
+        )
+        .await
     }
 
     /// A TLS upstream offering h2 and http/1.1 by ALPN; records and answers `200 ok`.
@@ -80,7 +90,9 @@ impl Upstream {
     }
 
     async fn start(tls: Option<Arc<rustls::ServerConfig>>, handler: Option<Handler>) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind upstream");
         let addr = listener.local_addr().expect("upstream addr");
         let requests = Arc::new(Mutex::new(Vec::new()));
         let connections = Arc::new(AtomicUsize::new(0));
@@ -88,9 +100,12 @@ impl Upstream {
         tokio::spawn(async move {
             let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
                 conns.fetch_add(1, Ordering::SeqCst);
-                let (rec, handler, acceptor) = (Arc::clone(&rec), handler.clone(), acceptor.clone());
+                let (rec, handler, acceptor) =
+                    (Arc::clone(&rec), handler.clone(), acceptor.clone());
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
                         let (rec, handler) = (Arc::clone(&rec), handler.clone());
@@ -99,17 +114,25 @@ impl Upstream {
                     let builder = auto::Builder::new(TokioExecutor::new());
                     match acceptor {
                         None => {
-                            let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                            let _ = builder
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
                         }
                         Some(acceptor) => {
-                            let Ok(tls) = acceptor.accept(stream).await else { return };
+                            let Ok(tls) = acceptor.accept(stream).await else {
+                                return;
+                            };
                             let _ = builder.serve_connection(TokioIo::new(tls), service).await;
                         }
                     }
                 });
             }
         });
-        Self { addr, requests, connections }
+        Self {
+            addr,
+            requests,
+            connections,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -123,7 +146,11 @@ impl Upstream {
     /// The only request received so far.
     pub fn single(&self) -> Recorded {
         let requests = self.requests();
-        assert_eq!(requests.len(), 1, "expected one request upstream, got {requests:#?}");
+        assert_eq!(
+            requests.len(),
+            1,
+            "expected one request upstream, got {requests:#?}"
+        );
         requests.into_iter().next().expect("one request")
     }
 
@@ -133,10 +160,18 @@ impl Upstream {
     }
 }
 
-async fn answer(request: Request<Incoming>, rec: &Mutex<Vec<Recorded>>, handler: Option<Handler>) -> Response<UpstreamBody> {
+async fn answer(
+    request: Request<Incoming>,
+    rec: &Mutex<Vec<Recorded>>,
+    handler: Option<Handler>,
+) -> Response<UpstreamBody> {
     let mut recorded = Recorded {
         method: request.method().clone(),
-        target: request.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default(),
+        target: request
+            .uri()
+            .path_and_query()
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
         version: request.version(),
         headers: request.headers().clone(),
         body: Bytes::new(),
@@ -145,7 +180,12 @@ async fn answer(request: Request<Incoming>, rec: &Mutex<Vec<Recorded>>, handler:
         rec.lock().expect("requests lock").push(recorded);
         return handler(request).await;
     }
-    recorded.body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    recorded.body = request
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     rec.lock().expect("requests lock").push(recorded);
     Response::new(full("ok"))
 }
@@ -160,24 +200,35 @@ pub fn test_tls() -> (rustls::RootCertStore, Arc<rustls::ServerConfig>) {
 
     let leaf_key = rcgen::KeyPair::generate().expect("leaf key");
     let leaf_params =
-        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).expect("leaf params");
-    let leaf = leaf_params.signed_by(&leaf_key, &issuer).expect("leaf cert");
+        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .expect("leaf params");
+    let leaf = leaf_params
+        .signed_by(&leaf_key, &issuer)
+        .expect("leaf cert");
 
     let mut roots = rustls::RootCertStore::empty();
     roots.add(ca.der().clone()).expect("add ca");
-    let key = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).expect("leaf key der");
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_no_client_auth()
-        .with_single_cert(vec![leaf.der().clone()], key)
-        .expect("server cert");
+    let key =
+        rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).expect("leaf key der");
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(vec![leaf.der().clone()], key)
+    .expect("server cert");
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     (roots, Arc::new(config))
 }
 
 /// A response body the test writes into, frame by frame.
-pub fn channel_body(buffer: usize) -> (http_body_util::channel::Sender<Bytes, Infallible>, UpstreamBody) {
+pub fn channel_body(
+    buffer: usize,
+) -> (
+    http_body_util::channel::Sender<Bytes, Infallible>,
+    UpstreamBody,
+) {
     let (tx, body) = http_body_util::channel::Channel::<Bytes, Infallible>::new(buffer);
     (tx, body.map_err(|never: Infallible| match never {}).boxed())
 }

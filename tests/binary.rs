@@ -1,0 +1,363 @@
+//! The real binary: `check`, start-up refusals, config path resolution, logs with no
+//! secrets at trace level, and graceful shutdown.
+
+mod support;
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http::Request;
+use http_body_util::Full;
+use support::binary::{binary, BinaryProxy};
+use support::client::{self, get, send};
+use support::upstream::Upstream;
+
+/// Every secret the config below holds, and the forms they take on the wire.
+const SECRETS: [&str; 6] = [
+    "s3cr3t-basic-pw",
+    "s3cr3t-api-key",
+    "s3cr3t-query-key",
+    "s3cr3t-bearer",
+    "s3cr3t-extra-header",
+    "s3cr3t-caller-token",
+];
+
+fn config_text(upstream: &str) -> String {
+    format!(
+        r#"# every static auth type
+sources:
+  open:
+    upstream: {upstream}
+    auth_type: none
+  basic:
+    upstream: {upstream}/basic
+    auth_type: http_basic
+    basic_username: user
+    basic_password: s3cr3t-basic-pw
+  key:
+    upstream: {upstream}
+    auth_type: api_key
+    api_key_name: X-API-Key
+    api_key_value: s3cr3t-api-key
+    headers:
+      X-Extra: s3cr3t-extra-header
+  query:
+    upstream: {upstream}
+    auth_type: api_key
+    api_key_name: key
+    api_key_value: s3cr3t-query-key
+    api_key_in: query
+  token:
+    upstream: {upstream}
+    auth_type: bearer
+    bearer_token: s3cr3t-bearer
+"#
+    )
+}
+
+fn write_config(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("sources.yaml");
+    let mut file = std::fs::File::create(&path).expect("create config");
+    file.write_all(text.as_bytes()).expect("write config");
+    path
+}
+
+fn assert_no_secret(what: &str, text: &str) {
+    let basic_b64 = base64::engine::general_purpose::STANDARD.encode("user:s3cr3t-basic-pw");
+    for secret in SECRETS
+        .iter()
+        .copied()
+        .chain([basic_b64.as_str(), "query-marker"])
+    {
+        assert!(!text.contains(secret), "{what} contains {secret}:\n{text}");
+    }
+}
+
+#[test]
+fn check_lists_sources_without_secrets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_config(dir.path(), &config_text("https://api.example.com"));
+    let output = binary()
+        .arg("check")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .expect("run check");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}{stderr}");
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        [
+            "open\tnone\thttps://api.example.com",
+            "basic\thttp_basic\thttps://api.example.com/basic",
+            "key\tapi_key\thttps://api.example.com",
+            "query\tapi_key\thttps://api.example.com",
+            "token\tbearer\thttps://api.example.com",
+        ]
+    );
+    assert!(stderr.contains("OK, 5 sources"), "{stderr}");
+    assert_no_secret("check output", &format!("{stdout}{stderr}"));
+}
+
+#[test]
+fn check_and_serve_reject_a_bad_file_with_the_same_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = config_text("https://api.example.com")
+        .replace("auth_type: bearer", "auth_type: beerer")
+        .replace(
+            "upstream: https://api.example.com/basic",
+            "upstream: ftp://s3cr3t-basic-pw@x",
+        );
+    let path = write_config(dir.path(), &bad);
+
+    let check = binary()
+        .arg("check")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .expect("run check");
+    assert!(!check.status.success());
+    let message = String::from_utf8_lossy(&check.stderr).into_owned();
+    let file = path.display().to_string();
+    assert!(
+        message.contains(&format!("{file}: 2 problems")),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!(
+            "{file}:7:15: sources.basic.upstream: must not contain credentials"
+        )),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!(
+            "{file}:26:16: sources.token.auth_type: unknown auth_type `beerer`"
+        )),
+        "{message}"
+    );
+    assert_no_secret("check error", &message);
+
+    let serve = binary()
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--config",
+        ])
+        .arg(&path)
+        .output()
+        .expect("run serve");
+    assert!(!serve.status.success());
+    let log = String::from_utf8_lossy(&serve.stderr).into_owned();
+    for line in message.lines() {
+        assert!(
+            log.contains(line.trim()),
+            "serve's log lacks {line:?}:\n{log}"
+        );
+    }
+    assert_no_secret("serve error", &log);
+}
+
+#[test]
+fn config_path_comes_from_flag_then_env_then_default() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("secrets")).expect("mkdir");
+    write_config(
+        &dir.path().join("secrets"),
+        "sources:\n  from-default:\n    upstream: http://d\n    auth_type: none\n",
+    );
+    let env_file = dir.path().join("env.yaml");
+    std::fs::write(
+        &env_file,
+        "sources:\n  from-env:\n    upstream: http://e\n    auth_type: none\n",
+    )
+    .expect("write");
+    let flag_file = dir.path().join("flag.yaml");
+    std::fs::write(
+        &flag_file,
+        "sources:\n  from-flag:\n    upstream: http://f\n    auth_type: none\n",
+    )
+    .expect("write");
+
+    let run = |args: &[&str], env: Option<&Path>| {
+        let mut command = binary();
+        command
+            .current_dir(dir.path())
+            .arg("check")
+            .args(args)
+            .env_remove("SOURCE_SECRETS_PATH");
+        if let Some(env) = env {
+            command.env("SOURCE_SECRETS_PATH", env);
+        }
+        let output = command.output().expect("run check");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let flag = flag_file.to_str().expect("utf-8 path");
+    assert!(run(&["--config", flag], Some(&env_file)).starts_with("from-flag"));
+    assert!(run(&[], Some(&env_file)).starts_with("from-env"));
+    assert!(run(&[], None).starts_with("from-default"));
+}
+
+#[test]
+fn non_loopback_listen_needs_explicit_consent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_config(dir.path(), &config_text("http://127.0.0.1:9"));
+    let output = binary()
+        .args([
+            "--listen",
+            "0.0.0.0:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--config",
+        ])
+        .arg(&path)
+        .output()
+        .expect("run serve");
+    assert_eq!(output.status.code(), Some(2));
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        log.contains("Refusing to listen on a non-loopback address"),
+        "{log}"
+    );
+
+    let proxy = BinaryProxy::start(
+        &path,
+        "info",
+        &["--listen", "0.0.0.0:0", "--allow-unauthenticated"],
+    );
+    assert!(proxy.addr.ip().is_unspecified());
+}
+
+#[tokio::test]
+async fn trace_logs_and_error_bodies_never_hold_a_secret_or_a_query() {
+    let upstream = Upstream::recording().await;
+    // A source whose upstream refuses connections, for the 502 path.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let down = format!(
+        "  down:\n    upstream: http://{}\n    auth_type: bearer\n    bearer_token: s3cr3t-bearer\n",
+        closed.local_addr().expect("addr")
+    );
+    drop(closed);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_config(dir.path(), &(config_text(&upstream.url()) + &down));
+    let proxy = BinaryProxy::start(&path, "trace", &[]);
+
+    let mut bodies = String::new();
+    for client in [client::http1(), client::h2c()] {
+        for id in ["open", "basic", "key", "query", "token"] {
+            let request = Request::get(proxy.url(&format!("/{id}/items?query-marker=1&key=mine")))
+                .header("authorization", "Bearer s3cr3t-caller-token")
+                .header("proxy-authorization", "Bearer s3cr3t-caller-token")
+                .body(Full::new(Bytes::new()))
+                .expect("request");
+            let answer = send(&client, request).await;
+            assert_eq!(answer.status, 200, "{id}: {}", answer.text());
+        }
+        for (path, status) in [
+            ("/missing/x?query-marker=1", 404),
+            ("/token/%2e%2e/x?query-marker=1", 400),
+            ("/down/x?query-marker=1", 502),
+        ] {
+            let answer = get(&client, &proxy.url(path)).await;
+            assert_eq!(answer.status, status, "{path}");
+            bodies.push_str(&answer.text());
+        }
+    }
+
+    let seen = upstream.requests();
+    assert_eq!(seen.len(), 10);
+    // The injected secrets did reach the upstream: the test is not vacuous.
+    let all_headers = format!(
+        "{:?}",
+        seen.iter()
+            .map(|r| (&r.target, &r.headers))
+            .collect::<Vec<_>>()
+    );
+    for secret in [
+        "s3cr3t-api-key",
+        "s3cr3t-query-key",
+        "s3cr3t-bearer",
+        "s3cr3t-extra-header",
+    ] {
+        assert!(
+            all_headers.contains(secret),
+            "{secret} never reached the upstream: {all_headers}"
+        );
+    }
+
+    let logs = proxy.output();
+    assert_no_secret("error bodies", &bodies);
+    assert_no_secret("trace logs", &logs);
+    // Dependencies log at debug (h2 is capped at info); seeing it proves RUST_LOG=trace took.
+    assert!(
+        logs.contains("\"level\":\"DEBUG\""),
+        "debug logging was not on:\n{logs}"
+    );
+
+    // One access-log event per request, with the path but not the query.
+    let access: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|event| event["target"] == "credproxy::access")
+        .collect();
+    assert_eq!(access.len(), 16, "{logs}");
+    let basic = access
+        .iter()
+        .find(|e| e["source"] == "basic")
+        .expect("basic request logged");
+    assert_eq!(basic["path"], "/basic/items");
+    assert_eq!(basic["auth_type"], "http_basic");
+    assert_eq!(basic["method"], "GET");
+    assert_eq!(basic["status"], 200);
+    assert_eq!(basic["token"], "none");
+    assert!(basic["total_ms"].as_f64().is_some() && basic["upstream_ms"].as_f64().is_some());
+    let missing = access
+        .iter()
+        .find(|e| e["status"] == 404)
+        .expect("404 logged");
+    assert_eq!(missing["code"], "unknown_source");
+}
+
+#[tokio::test]
+async fn sigterm_lets_an_in_flight_request_finish_then_exits_zero() {
+    let (entered_tx, mut entered) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let (release_tx, release) = tokio::sync::watch::channel(false);
+    let upstream = Upstream::with_handler(move |_| {
+        let (entered_tx, mut release) = (entered_tx.clone(), release.clone());
+        async move {
+            let _ = entered_tx.send(());
+            let _ = release.wait_for(|go| *go).await;
+            http::Response::new(support::upstream::full("finished"))
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_config(dir.path(), &config_text(&upstream.url()));
+    let mut proxy = BinaryProxy::start(&path, "info", &["--shutdown-grace", "10s"]);
+
+    let in_flight = tokio::spawn({
+        let url = proxy.url("/token/slow");
+        async move { get(&client::http1(), &url).await }
+    });
+    support::within("the request to reach the upstream", entered.recv()).await;
+    proxy.signal("TERM");
+    // The proxy logs that it is draining before the upstream answers.
+    support::within("the shutdown log line", async {
+        while !proxy.output().contains("Shutting down") {
+            tokio::task::yield_now().await;
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    release_tx.send(true).expect("release");
+    let answer = support::within("the in-flight response", in_flight)
+        .await
+        .expect("task");
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.text(), "finished");
+    assert_eq!(proxy.wait(), Some(0));
+}
