@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::Admin;
+use crate::auth::oauth2::TokenClientSettings;
 use crate::config;
 use crate::proxy::{ClientSettings, Proxy, UpstreamClient};
 use crate::server::{self, ServerSettings};
@@ -66,6 +67,12 @@ pub struct ServeArgs {
     /// Time to wait for an upstream's response headers before answering 504.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
     pub upstream_timeout: Duration,
+    /// Time limit for one OAuth2 token request (→ 502 token_endpoint_error).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+    pub token_timeout: Duration,
+    /// Lifetime assumed for an OAuth2 token whose response has no expires_in.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "5m")]
+    pub token_default_lifetime: Duration,
     /// How long in-flight requests may finish after SIGTERM/SIGINT.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "25s")]
     pub shutdown_grace: Duration,
@@ -180,7 +187,14 @@ async fn run_servers(args: ServeArgs, snapshot: config::Snapshot) -> ExitCode {
     let shutdown = CancellationToken::new();
     let proxy = tokio::spawn(server::serve(
         proxy_listener,
-        Arc::new(Proxy::new(Arc::clone(&store), client)),
+        Arc::new(Proxy::new(
+            Arc::clone(&store),
+            client,
+            TokenClientSettings {
+                timeout: args.token_timeout,
+                default_lifetime: args.token_default_lifetime,
+            },
+        )),
         settings,
         shutdown.clone(),
     ));

@@ -233,7 +233,14 @@ async fn https_upstream_speaks_http2_by_alpn_and_http1_clients_get_it() {
         "sources:\n  secure:\n    upstream: https://localhost:{}/api\n    auth_type: bearer\n    bearer_token: tls-token\n",
         upstream.addr.port()
     );
-    let proxy = InProcessProxy::start_with(&yaml, Default::default(), Some(roots)).await;
+    let proxy = InProcessProxy::start_with(
+        &yaml,
+        support::Options {
+            roots: Some(roots),
+            ..Default::default()
+        },
+    )
+    .await;
     for client in [client::http1(), client::h2c()] {
         let answer = get(&client, &proxy.url("/secure/v?x=1")).await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
@@ -312,15 +319,18 @@ async fn slow_upstream_is_a_504_problem() {
         }
     })
     .await;
-    let settings = credproxy::proxy::ClientSettings {
-        response_timeout: Duration::from_millis(300),
+    let options = support::Options {
+        client: credproxy::proxy::ClientSettings {
+            response_timeout: Duration::from_millis(300),
+            ..Default::default()
+        },
         ..Default::default()
     };
     let yaml = format!(
         "sources:\n  slow:\n    upstream: {}\n    auth_type: none\n",
         upstream.url()
     );
-    let proxy = InProcessProxy::start_with(&yaml, settings, None).await;
+    let proxy = InProcessProxy::start_with(&yaml, options).await;
     get(&client::http1(), &proxy.url("/slow/x"))
         .await
         .assert_problem(504, "upstream_timeout");

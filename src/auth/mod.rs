@@ -3,7 +3,11 @@
 //! Static credentials are built once, at load time, into ready header values (marked
 //! sensitive) or a ready-encoded query pair; injecting them costs a header insert.
 
+mod lifetime;
+pub mod oauth2;
 mod static_creds;
+pub mod subject;
+pub mod token_cache;
 
 pub use static_creds::{sensitive_header_value, QueryCredential, StaticCredentialError};
 
@@ -21,6 +25,8 @@ pub enum Credentials {
     },
     /// An API key in the query string, replacing any parameter of the same name.
     Query(QueryCredential),
+    /// An OAuth2 bearer token, cached per source (and per subject for token exchange).
+    OAuth2(std::sync::Arc<token_cache::TokenSource>),
 }
 
 impl Credentials {
@@ -35,6 +41,14 @@ impl Credentials {
     pub fn header_name(&self) -> Option<&HeaderName> {
         match self {
             Credentials::Header { name, .. } => Some(name),
+            Credentials::OAuth2(_) => Some(&http::header::AUTHORIZATION),
+            _ => None,
+        }
+    }
+
+    pub fn token_source(&self) -> Option<&std::sync::Arc<token_cache::TokenSource>> {
+        match self {
+            Credentials::OAuth2(tokens) => Some(tokens),
             _ => None,
         }
     }

@@ -53,6 +53,8 @@ pub struct FileSource {
     pub token_exchange_requested_token_type: Option<String>,
     pub token_exchange_subject_token: Option<Secret>,
     pub token_exchange_actor_token: Option<Secret>,
+    /// `actor_token_type`; defaults to the access-token type like the subject's.
+    pub token_exchange_actor_token_type: Option<String>,
 
     /// Values may be credentials (a second API key), so they are secrets.
     pub headers: Option<UniqueMap<Secret>>,

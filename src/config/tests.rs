@@ -258,11 +258,47 @@ fn features_of_later_releases_are_refused_not_ignored() {
         message.contains("callers: caller authentication is not available"),
         "{message}"
     );
-    let message = rejected("sources:\n  s:\n    upstream: http://x\n    auth_type: oauth2\n    oauth2_token_url: http://idp/token\n");
-    assert!(
-        message.contains("sources.s.auth_type: auth_type `oauth2` is not available"),
-        "{message}"
+}
+
+#[test]
+fn oauth2_sources_need_a_token_url_and_client() {
+    let message = rejected("sources:\n  s:\n    upstream: http://x\n    auth_type: oauth2\n    oauth2_token_url: idp/token\n    oauth2_client_auth: jwt\n    oauth2_scopes: [\"a b\"]\n    token_exchange_audience: x\n");
+    for expected in [
+        "sources.s.oauth2_token_url: is not an absolute URL",
+        "sources.s.oauth2_client_id: missing",
+        "sources.s.oauth2_client_secret: missing",
+        "sources.s.oauth2_client_auth: unknown value `jwt`; one of basic, post",
+        "sources.s.oauth2_scopes: each scope must be non-empty and contain no spaces",
+        "sources.s.token_exchange_audience: does not apply to auth_type `oauth2`",
+    ] {
+        assert!(message.contains(expected), "{expected}\n{message}");
+    }
+}
+
+#[test]
+fn oauth2_and_token_exchange_load() {
+    let snapshot = load_str("sources:\n  cc:\n    upstream: https://api\n    auth_type: oauth2\n    oauth2_token_url: https://idp/token\n    oauth2_client_id: id\n    oauth2_client_secret: s\n    oauth2_scopes: [a, b]\n  x:\n    upstream: https://api\n    auth_type: token_exchange\n    oauth2_token_url: https://idp/token\n    oauth2_client_id: id\n    oauth2_client_secret: s\n    oauth2_client_auth: post\n    token_exchange_resource: https://api\n").expect("loads");
+    let cc = snapshot
+        .source("cc")
+        .expect("cc")
+        .credentials
+        .token_source()
+        .expect("oauth2");
+    assert!(!cc.needs_subject());
+    assert_eq!(cc.settings().scopes, ["a", "b"]);
+    let x = snapshot
+        .source("x")
+        .expect("x")
+        .credentials
+        .token_source()
+        .expect("exchange");
+    assert!(x.needs_subject());
+    let exchange = x.settings().exchange.as_ref().expect("exchange settings");
+    assert_eq!(
+        exchange.subject_token_type,
+        "urn:ietf:params:oauth:token-type:access_token"
     );
+    assert_eq!(exchange.resource.as_deref(), Some("https://api"));
 }
 
 #[test]

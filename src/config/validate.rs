@@ -13,6 +13,8 @@ use super::error::Problem;
 use super::file::{FileConfig, FileSource};
 use super::locate::locate;
 use super::snapshot::{AuthType, Source, Upstream};
+use crate::auth::oauth2::{ClientAuth, ExchangeSettings, OAuthSettings, ACCESS_TOKEN_TYPE};
+use crate::auth::token_cache::TokenSource;
 use crate::auth::{Credentials, StaticCredentialError};
 use crate::proxy::headers::is_hop_by_hop;
 use crate::secret::Secret;
@@ -217,12 +219,9 @@ impl Checker<'_> {
                 }
             }
             AuthType::OAuth2 | AuthType::TokenExchange => {
-                self.report(
-                    path,
-                    Some("auth_type"),
-                    format!("auth_type `{auth_type}` is not available in this release"),
-                );
-                return None;
+                let settings = self.oauth_settings(path, auth_type, raw)?;
+                let tokens = TokenSource::new(Arc::from(path[1]), settings);
+                return Some(Credentials::OAuth2(Arc::new(tokens)));
             }
         };
         let (field, result) = built;
@@ -232,6 +231,128 @@ impl Checker<'_> {
                 self.report(path, Some(field), why.to_string());
                 None
             }
+        }
+    }
+
+    fn oauth_settings(
+        &mut self,
+        path: &[&str],
+        auth_type: AuthType,
+        raw: &FileSource,
+    ) -> Option<OAuthSettings> {
+        let token_url = match raw.oauth2_token_url.as_deref() {
+            None => {
+                self.report(path, Some("oauth2_token_url"), "missing");
+                None
+            }
+            Some(text) => match parse_http_url(text) {
+                Ok(uri) => Some(uri),
+                Err(why) => {
+                    self.report(path, Some("oauth2_token_url"), why);
+                    None
+                }
+            },
+        };
+        let client_id =
+            self.required_str(path, "oauth2_client_id", raw.oauth2_client_id.as_deref());
+        let client_secret = self.required_secret(
+            path,
+            "oauth2_client_secret",
+            raw.oauth2_client_secret.as_ref(),
+        );
+        let client_auth = match raw.oauth2_client_auth.as_deref() {
+            None | Some("basic") => Some(ClientAuth::Basic),
+            Some("post") => Some(ClientAuth::Post),
+            Some(other) => {
+                self.report(
+                    path,
+                    Some("oauth2_client_auth"),
+                    format!("unknown value `{other}`; one of basic, post"),
+                );
+                None
+            }
+        };
+        let scopes = raw.oauth2_scopes.clone().unwrap_or_default();
+        let scopes_ok = scopes
+            .iter()
+            .all(|s| !s.is_empty() && !s.contains(char::is_whitespace));
+        if !scopes_ok {
+            self.report(
+                path,
+                Some("oauth2_scopes"),
+                "each scope must be non-empty and contain no spaces",
+            );
+        }
+        let audience = self.optional_str(path, "oauth2_audience", raw.oauth2_audience.as_deref());
+        let exchange = (auth_type == AuthType::TokenExchange).then(|| ExchangeSettings {
+            audience: self.optional_str(
+                path,
+                "token_exchange_audience",
+                raw.token_exchange_audience.as_deref(),
+            ),
+            resource: self.optional_str(
+                path,
+                "token_exchange_resource",
+                raw.token_exchange_resource.as_deref(),
+            ),
+            subject_token_type: self
+                .optional_str(
+                    path,
+                    "token_exchange_subject_token_type",
+                    raw.token_exchange_subject_token_type.as_deref(),
+                )
+                .unwrap_or_else(|| ACCESS_TOKEN_TYPE.to_owned()),
+            requested_token_type: self.optional_str(
+                path,
+                "token_exchange_requested_token_type",
+                raw.token_exchange_requested_token_type.as_deref(),
+            ),
+            subject_token: raw.token_exchange_subject_token.clone(),
+            actor_token: raw.token_exchange_actor_token.clone(),
+            actor_token_type: self
+                .optional_str(
+                    path,
+                    "token_exchange_actor_token_type",
+                    raw.token_exchange_actor_token_type.as_deref(),
+                )
+                .unwrap_or_else(|| ACCESS_TOKEN_TYPE.to_owned()),
+        });
+        for (field, secret) in [
+            (
+                "token_exchange_subject_token",
+                &raw.token_exchange_subject_token,
+            ),
+            (
+                "token_exchange_actor_token",
+                &raw.token_exchange_actor_token,
+            ),
+        ] {
+            if secret.as_ref().is_some_and(Secret::is_empty) {
+                self.report(path, Some(field), "must not be empty");
+            }
+        }
+        if !scopes_ok {
+            return None;
+        }
+        Some(OAuthSettings {
+            token_url: token_url?,
+            client_id: client_id?.to_owned(),
+            client_secret: client_secret?.clone(),
+            client_auth: client_auth?,
+            scopes,
+            audience,
+            exchange,
+        })
+    }
+
+    /// An optional text field: absent is fine, present must not be empty.
+    fn optional_str(&mut self, path: &[&str], field: &str, value: Option<&str>) -> Option<String> {
+        match value {
+            Some("") => {
+                self.report(path, Some(field), "must not be empty; remove it instead");
+                None
+            }
+            other => other.map(str::to_owned),
         }
     }
 
@@ -330,7 +451,7 @@ const NOT_ABSOLUTE: &str = "is not an absolute URL; write it as https://host[:po
 
 /// An absolute http(s) URL with a host and no credentials, query or fragment. The value is
 /// never quoted back: a URL may carry a password.
-fn parse_upstream(text: &str) -> Result<Upstream, &'static str> {
+fn parse_http_url(text: &str) -> Result<Uri, &'static str> {
     // Checked before parsing: the http crate rejects these with a vaguer error.
     let Some((_, after_scheme)) = text.split_once("://") else {
         return Err(NOT_ABSOLUTE);
@@ -341,23 +462,30 @@ fn parse_upstream(text: &str) -> Result<Upstream, &'static str> {
     let uri: Uri = text
         .parse()
         .map_err(|_| "is not a valid absolute http(s) URL")?;
-    let scheme = match uri.scheme() {
-        Some(s) if *s == Scheme::HTTP || *s == Scheme::HTTPS => s.clone(),
+    match uri.scheme() {
+        Some(s) if *s == Scheme::HTTP || *s == Scheme::HTTPS => {}
         Some(_) => return Err("must use the http or https scheme"),
         None => return Err(NOT_ABSOLUTE),
-    };
-    let authority = uri.authority().cloned().ok_or("has no host")?;
-    if authority.host().is_empty() {
+    }
+    if uri.authority().is_none_or(|a| a.host().is_empty()) {
         return Err("has no host");
     }
     if uri.query().is_some() {
         return Err("must not contain a query; use api_key_in: query for a key parameter");
     }
-    Ok(Upstream {
-        scheme,
-        authority,
-        base_path: uri.path().trim_end_matches('/').into(),
-    })
+    Ok(uri)
+}
+
+fn parse_upstream(text: &str) -> Result<Upstream, &'static str> {
+    let uri = parse_http_url(text)?;
+    match (uri.scheme(), uri.authority()) {
+        (Some(scheme), Some(authority)) => Ok(Upstream {
+            scheme: scheme.clone(),
+            authority: authority.clone(),
+            base_path: uri.path().trim_end_matches('/').into(),
+        }),
+        _ => Err(NOT_ABSOLUTE),
+    }
 }
 
 /// Headers a source must not set: those that describe the connection or the message
@@ -370,7 +498,7 @@ fn is_reserved_header(name: Option<&HeaderName>) -> bool {
 
 /// Names of the optional fields set in `raw`, in schema order.
 fn present_fields(raw: &FileSource) -> Vec<&'static str> {
-    let fields: [(&'static str, bool); 22] = [
+    let fields: [(&'static str, bool); 23] = [
         ("basic_username", raw.basic_username.is_some()),
         ("basic_password", raw.basic_password.is_some()),
         ("api_key_name", raw.api_key_name.is_some()),
@@ -406,6 +534,10 @@ fn present_fields(raw: &FileSource) -> Vec<&'static str> {
         (
             "token_exchange_actor_token",
             raw.token_exchange_actor_token.is_some(),
+        ),
+        (
+            "token_exchange_actor_token_type",
+            raw.token_exchange_actor_token_type.is_some(),
         ),
         ("tls_ca_file", raw.tls_ca_file.is_some()),
         ("tls_client_cert_file", raw.tls_client_cert_file.is_some()),

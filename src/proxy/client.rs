@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::{Request, Response, Version};
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -34,9 +36,16 @@ impl Default for ClientSettings {
     }
 }
 
+/// A request body on its way upstream: the caller's, streamed, or one credproxy holds
+/// whole (a replayable small body, a token request's form).
+pub type UpstreamBody = Either<Incoming, Full<Bytes>>;
+
+/// The pooled hyper client every outbound request uses, token requests included.
+pub type HttpClient = Client<HttpsConnector<HttpConnector>, UpstreamBody>;
+
 #[derive(Debug, Clone)]
 pub struct UpstreamClient {
-    client: Client<HttpsConnector<HttpConnector>, Incoming>,
+    client: HttpClient,
     response_timeout: Duration,
 }
 
@@ -86,10 +95,15 @@ impl UpstreamClient {
         })
     }
 
+    /// The underlying pooled client, for token requests.
+    pub fn http(&self) -> &HttpClient {
+        &self.client
+    }
+
     /// Sends a request and waits for the response headers; the body streams afterwards.
     pub async fn send(
         &self,
-        mut request: Request<Incoming>,
+        mut request: Request<UpstreamBody>,
     ) -> Result<Response<Incoming>, ProxyError> {
         // The inbound version (h2c, say) says nothing about the upstream: ask for HTTP/1.1,
         // and the pool speaks HTTP/2 where ALPN negotiated it.

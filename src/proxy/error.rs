@@ -4,10 +4,15 @@
 //! `detail` is fixed text chosen here; causes (which may name hosts or carry an
 //! upstream's words) go to the access log only.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
-use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{Response, StatusCode};
 use http_body_util::Full;
+
+use crate::auth::oauth2::TokenError;
+use crate::auth::subject::SubjectError;
 
 /// Why a request was not forwarded, or why forwarding failed.
 #[derive(Debug, thiserror::Error)]
@@ -20,34 +25,69 @@ pub enum ProxyError {
     UpstreamUnreachable(#[source] hyper_util::client::legacy::Error),
     #[error("no response headers from the upstream within the timeout")]
     UpstreamTimeout,
+    #[error("could not read the request body")]
+    RequestBody,
+    #[error("subject token: {0}")]
+    Subject(#[from] SubjectError),
+    #[error("token request failed")]
+    Token(#[from] TokenError),
 }
 
 impl ProxyError {
     /// Status, stable code and public detail.
-    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
-        match self {
+    fn parts(&self) -> (StatusCode, &'static str, Cow<'static, str>) {
+        let (status, code, detail): (_, _, Cow<'static, str>) = match self {
             ProxyError::UnknownSource => (
                 StatusCode::NOT_FOUND,
                 "unknown_source",
-                "No source with this id is configured. Send requests to /{source_id}/{path}.",
+                "No source with this id is configured. Send requests to /{source_id}/{path}."
+                    .into(),
             ),
-            ProxyError::BadRequest(why) => (StatusCode::BAD_REQUEST, "bad_request", why),
+            ProxyError::BadRequest(why) => (StatusCode::BAD_REQUEST, "bad_request", (*why).into()),
+            ProxyError::RequestBody => (
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "The request body could not be read.".into(),
+            ),
             ProxyError::UpstreamUnreachable(e) if e.is_connect() => (
                 StatusCode::BAD_GATEWAY,
                 "upstream_unreachable",
-                "Could not connect to the upstream.",
+                "Could not connect to the upstream.".into(),
             ),
             ProxyError::UpstreamUnreachable(_) => (
                 StatusCode::BAD_GATEWAY,
                 "upstream_unreachable",
-                "The upstream closed the connection or sent an invalid response.",
+                "The upstream closed the connection or sent an invalid response.".into(),
             ),
             ProxyError::UpstreamTimeout => (
                 StatusCode::GATEWAY_TIMEOUT,
                 "upstream_timeout",
-                "The upstream did not answer in time.",
+                "The upstream did not answer in time.".into(),
             ),
-        }
+            ProxyError::Subject(SubjectError::Missing) => (
+                StatusCode::UNAUTHORIZED,
+                "subject_token_missing",
+                "This source exchanges the caller's token: send Authorization: Bearer <token>."
+                    .into(),
+            ),
+            ProxyError::Subject(SubjectError::Expired) => (
+                StatusCode::UNAUTHORIZED,
+                "subject_token_rejected",
+                "The caller's token has expired.".into(),
+            ),
+            ProxyError::Token(error) if error.is_subject_rejected() => (
+                StatusCode::UNAUTHORIZED,
+                "subject_token_rejected",
+                "The identity provider refused to exchange the caller's token (invalid_grant)."
+                    .into(),
+            ),
+            ProxyError::Token(error) => (
+                StatusCode::BAD_GATEWAY,
+                "token_endpoint_error",
+                token_detail(error).into(),
+            ),
+        };
+        (status, code, detail)
     }
 
     pub fn status(&self) -> StatusCode {
@@ -60,7 +100,33 @@ impl ProxyError {
 
     pub fn to_response(&self) -> Response<Full<Bytes>> {
         let (status, code, detail) = self.parts();
-        problem_response(status, code, detail)
+        let mut response = problem_response(status, code, &detail);
+        if status == StatusCode::UNAUTHORIZED {
+            // The caller's own bearer is what is missing or refused.
+            response
+                .headers_mut()
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// Names the endpoint's status (or "unreachable") and OAuth `error` code; the code was
+/// checked to be a short identifier before it got here.
+fn token_detail(error: &TokenError) -> String {
+    match error {
+        TokenError::Unreachable(_) => "The token endpoint is unreachable.".to_owned(),
+        TokenError::Timeout => "The token endpoint did not answer in time.".to_owned(),
+        TokenError::Refused {
+            status,
+            oauth_error,
+        } => format!(
+            "The token endpoint answered HTTP {status} ({}).",
+            oauth_error.as_deref().unwrap_or("no OAuth error code")
+        ),
+        TokenError::InvalidResponse { status } => {
+            format!("The token endpoint answered HTTP {status} without a usable access token.")
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The request path: route → clean → inject → forward, and one exit that answers, logs
 //! and counts once.
 
+pub mod body;
 pub mod client;
 pub mod error;
 pub mod headers;
@@ -11,17 +12,24 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::header::AUTHORIZATION;
+use http::request::Parts;
+use http::{Request, Response, StatusCode};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
 pub use client::{ClientSettings, UpstreamClient};
 pub use error::ProxyError;
 
+use crate::auth::oauth2::{TokenClient, TokenClientSettings};
+use crate::auth::subject::Subject;
+use crate::auth::token_cache::TokenSource;
 use crate::auth::{self, TokenOutcome};
 use crate::config::{AuthType, Source};
 use crate::store::Store;
 use crate::telemetry::{self, AccessRecord};
+use body::OutboundBody;
+use client::UpstreamBody;
 
 /// A response body: the upstream's, streamed, or credproxy's own problem+json.
 pub type ProxyBody = Either<Incoming, Full<Bytes>>;
@@ -31,6 +39,7 @@ pub type ProxyBody = Either<Incoming, Full<Bytes>>;
 pub struct Proxy {
     store: Arc<Store>,
     client: UpstreamClient,
+    tokens: TokenClient,
 }
 
 /// What one exchange learned along the way, for the access log.
@@ -42,8 +51,17 @@ struct Exchange {
 }
 
 impl Proxy {
-    pub fn new(store: Arc<Store>, client: UpstreamClient) -> Self {
-        Self { store, client }
+    pub fn new(
+        store: Arc<Store>,
+        client: UpstreamClient,
+        token_settings: TokenClientSettings,
+    ) -> Self {
+        let tokens = TokenClient::new(client.http().clone(), token_settings);
+        Self {
+            store,
+            client,
+            tokens,
+        }
     }
 
     /// Handles one request that arrived on a connection accepted at `local_addr`.
@@ -100,18 +118,91 @@ impl Proxy {
         )?;
 
         let (mut parts, body) = request.into_parts();
+        // token_exchange reads the caller's bearer before cleaning removes it.
+        let tokens = source.credentials.token_source();
+        let subject = match tokens {
+            Some(tokens) if tokens.needs_subject() => Some(Subject::from_headers(&parts.headers)?),
+            _ => None,
+        };
         headers::clean_request(&mut parts.headers, source.auth_type == AuthType::None);
         auth::inject(
             &source.credentials,
             &source.extra_headers,
             &mut parts.headers,
         );
-        exchange.token = Some(TokenOutcome::None);
         parts.uri = uri;
 
+        match tokens {
+            None => {
+                exchange.token = Some(TokenOutcome::None);
+                self.send(Request::from_parts(parts, Either::Left(body)), exchange)
+                    .await
+            }
+            Some(tokens) => {
+                self.forward_with_token(tokens, subject.as_ref(), parts, body, exchange)
+                    .await
+            }
+        }
+    }
+
+    /// Injects an OAuth2 token and forwards; an upstream 401 on a cached token drops it and
+    /// retries once with a new one, when the body can be sent again.
+    async fn forward_with_token(
+        &self,
+        tokens: &Arc<TokenSource>,
+        subject: Option<&Subject>,
+        mut parts: Parts,
+        body: Incoming,
+        exchange: &mut Exchange,
+    ) -> Result<Response<Incoming>, ProxyError> {
+        let token = tokens.token(&self.tokens, subject).await?;
+        exchange.token = Some(token.outcome);
+        parts.headers.insert(AUTHORIZATION, token.header.clone());
+        if token.outcome != TokenOutcome::Cached {
+            return self
+                .send(Request::from_parts(parts, Either::Left(body)), exchange)
+                .await;
+        }
+        let bytes = match body::read_if_small(body).await? {
+            OutboundBody::Streaming(body) => {
+                return self
+                    .send(Request::from_parts(parts, Either::Left(body)), exchange)
+                    .await;
+            }
+            OutboundBody::Replayable(bytes) => bytes,
+        };
+        let mut retry = Request::new(Either::Right(Full::new(bytes.clone())));
+        *retry.method_mut() = parts.method.clone();
+        *retry.uri_mut() = parts.uri.clone();
+        *retry.headers_mut() = parts.headers.clone();
+
+        let response = self
+            .send(
+                Request::from_parts(parts, Either::Right(Full::new(bytes))),
+                exchange,
+            )
+            .await?;
+        if response.status() != StatusCode::UNAUTHORIZED {
+            return Ok(response);
+        }
+        tokens.invalidate(&token);
+        let fresh = tokens.token(&self.tokens, subject).await?;
+        tracing::debug!(source = ?exchange.source.as_ref().map(|s| &s.id), "Upstream refused a cached token; retrying once with a new one");
+        exchange.token = Some(fresh.outcome);
+        retry
+            .headers_mut()
+            .insert(AUTHORIZATION, fresh.header.clone());
+        self.send(retry, exchange).await
+    }
+
+    async fn send(
+        &self,
+        request: Request<UpstreamBody>,
+        exchange: &mut Exchange,
+    ) -> Result<Response<Incoming>, ProxyError> {
         let sent = Instant::now();
-        let result = self.client.send(Request::from_parts(parts, body)).await;
-        exchange.upstream_elapsed = Some(sent.elapsed());
+        let result = self.client.send(request).await;
+        *exchange.upstream_elapsed.get_or_insert(Duration::ZERO) += sent.elapsed();
         let mut response = result?;
         headers::clean_response(response.headers_mut());
         Ok(response)

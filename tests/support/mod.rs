@@ -5,17 +5,28 @@
 
 pub mod binary;
 pub mod client;
+pub mod token_endpoint;
 pub mod upstream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use credproxy::auth::oauth2::TokenClientSettings;
 use credproxy::proxy::{ClientSettings, Proxy, UpstreamClient};
 use credproxy::server::{self, ServerSettings};
 use credproxy::store::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+/// Settings for an in-process proxy; the defaults are the binary's.
+#[derive(Default)]
+pub struct Options {
+    pub client: ClientSettings,
+    pub tokens: TokenClientSettings,
+    /// Trust exactly these roots for https upstreams (the public roots if `None`).
+    pub roots: Option<rustls::RootCertStore>,
+}
 
 /// The proxy server running inside the test's runtime.
 pub struct InProcessProxy {
@@ -26,15 +37,15 @@ pub struct InProcessProxy {
 
 impl InProcessProxy {
     pub async fn start(yaml: &str) -> Self {
-        Self::start_with(yaml, ClientSettings::default(), None).await
+        Self::start_with(yaml, Options::default()).await
     }
 
-    /// Starts with `settings`, trusting `roots` for https upstreams (public roots if none).
-    pub async fn start_with(
-        yaml: &str,
-        settings: ClientSettings,
-        roots: Option<rustls::RootCertStore>,
-    ) -> Self {
+    pub async fn start_with(yaml: &str, options: Options) -> Self {
+        let Options {
+            client: settings,
+            tokens,
+            roots,
+        } = options;
         let snapshot =
             credproxy::config::load_bytes(std::path::Path::new("test.yaml"), yaml.as_bytes())
                 .unwrap_or_else(|e| panic!("test config rejected: {e}"));
@@ -49,7 +60,7 @@ impl InProcessProxy {
         let shutdown = CancellationToken::new();
         tokio::spawn(server::serve(
             listener,
-            Arc::new(Proxy::new(Arc::clone(&store), client)),
+            Arc::new(Proxy::new(Arc::clone(&store), client, tokens)),
             ServerSettings::default(),
             shutdown.clone(),
         ));

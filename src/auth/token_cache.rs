@@ -1,0 +1,282 @@
+//! Cached OAuth2 tokens of one source: single flight, refresh ahead, bounded per subject.
+//!
+//! A hit is lock-free: one `ArcSwapOption` load (plus, for token exchange, one lookup in
+//! the bounded subject map). A miss takes the slot's async mutex, so concurrent misses
+//! for one key make exactly one token request; waiters that queued behind a failed request
+//! get its error instead of each trying again.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use http::HeaderValue;
+use tokio::time::Instant;
+
+use super::lifetime::{schedule, Schedule};
+use super::oauth2::{OAuthSettings, TokenClient, TokenError};
+use super::subject::Subject;
+use super::{sensitive_header_value, TokenOutcome};
+
+/// At most this many subjects' tokens are cached per token_exchange source; the least
+/// useful are evicted first (moka's TinyLFU).
+pub const SUBJECT_CACHE_CAPACITY: u64 = 10_000;
+/// A subject not seen for this long is dropped even if its token is still valid.
+const SUBJECT_IDLE: Duration = Duration::from_secs(3600);
+/// After a failed background refresh, wait this long before trying again (the token is
+/// still served meanwhile, until its `usable_until`).
+const REFRESH_RETRY: Duration = Duration::from_secs(5);
+
+/// The token side of one OAuth2 source.
+pub struct TokenSource {
+    source_id: Arc<str>,
+    settings: OAuthSettings,
+    slots: Slots,
+    pub stats: TokenStats,
+}
+
+impl std::fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSource")
+            .field("source_id", &self.source_id)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+enum Slots {
+    /// client_credentials, or an exchange with a configured subject: one token.
+    Single(Arc<Slot>),
+    /// An exchange of each caller's token: one slot per subject hash.
+    PerSubject(moka::future::Cache<[u8; 32], Arc<Slot>>),
+}
+
+/// One cache key's token and the machinery that keeps it fresh.
+#[derive(Default)]
+struct Slot {
+    current: ArcSwapOption<CachedToken>,
+    /// Held while a token request for this key is in flight.
+    fetch: tokio::sync::Mutex<()>,
+    /// The last failure, for waiters that queued behind it.
+    failure: ArcSwapOption<Failure>,
+    refreshing: AtomicBool,
+}
+
+struct CachedToken {
+    /// `Bearer <token>`, marked sensitive.
+    header: HeaderValue,
+    schedule: Schedule,
+}
+
+struct Failure {
+    at: Instant,
+    error: TokenError,
+}
+
+/// Counters for the metrics endpoint.
+#[derive(Debug, Default)]
+pub struct TokenStats {
+    pub cache_hits: AtomicU64,
+    pub cache_misses: AtomicU64,
+    pub requests_ok: AtomicU64,
+    pub requests_failed: AtomicU64,
+}
+
+/// A token ready to inject, and what is needed to drop it after an upstream 401.
+pub struct Token {
+    pub header: HeaderValue,
+    pub outcome: TokenOutcome,
+    cached: Arc<CachedToken>,
+    slot: Arc<Slot>,
+}
+
+impl TokenSource {
+    pub fn new(source_id: Arc<str>, settings: OAuthSettings) -> Self {
+        let per_subject = settings
+            .exchange
+            .as_ref()
+            .is_some_and(|exchange| exchange.subject_token.is_none());
+        let slots = if per_subject {
+            Slots::PerSubject(
+                moka::future::Cache::builder()
+                    .max_capacity(SUBJECT_CACHE_CAPACITY)
+                    .time_to_idle(SUBJECT_IDLE)
+                    .build(),
+            )
+        } else {
+            Slots::Single(Arc::default())
+        };
+        Self {
+            source_id,
+            settings,
+            slots,
+            stats: TokenStats::default(),
+        }
+    }
+
+    pub fn settings(&self) -> &OAuthSettings {
+        &self.settings
+    }
+
+    /// Whether each caller's bearer is exchanged (so a subject is needed per request).
+    pub fn needs_subject(&self) -> bool {
+        matches!(self.slots, Slots::PerSubject(_))
+    }
+
+    /// A token for `subject` (None unless [`Self::needs_subject`]): cached while usable,
+    /// refreshed in the background once due, fetched (once for all waiters) otherwise.
+    pub async fn token(
+        self: &Arc<Self>,
+        client: &TokenClient,
+        subject: Option<&Subject>,
+    ) -> Result<Token, TokenError> {
+        let slot = self.slot(subject).await;
+        let started = Instant::now();
+        if let Some(cached) = slot.current.load_full() {
+            if started < cached.schedule.usable_until {
+                self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+                if started >= cached.schedule.refresh_at {
+                    self.refresh_in_background(&slot, client, subject);
+                }
+                return Ok(Token::new(cached, TokenOutcome::Cached, slot));
+            }
+        }
+        self.stats.cache_misses.fetch_add(1, Ordering::Relaxed);
+
+        let lock_holder = Arc::clone(&slot);
+        let _in_flight = lock_holder.fetch.lock().await;
+        // Whoever held the lock before may have fetched a token, or failed, meanwhile.
+        if let Some(cached) = slot.current.load_full() {
+            if Instant::now() < cached.schedule.usable_until {
+                let outcome = if cached.schedule.obtained >= started {
+                    TokenOutcome::Fetched
+                } else {
+                    TokenOutcome::Cached
+                };
+                return Ok(Token::new(cached, outcome, slot));
+            }
+        }
+        if let Some(failure) = slot.failure.load_full() {
+            if failure.at >= started {
+                return Err(failure.error.clone());
+            }
+        }
+        match self.fetch(client, subject).await {
+            Ok(cached) => {
+                slot.current.store(Some(Arc::clone(&cached)));
+                slot.failure.store(None);
+                Ok(Token::new(cached, TokenOutcome::Fetched, slot))
+            }
+            Err(error) => {
+                slot.failure.store(Some(Arc::new(Failure {
+                    at: Instant::now(),
+                    error: error.clone(),
+                })));
+                Err(error)
+            }
+        }
+    }
+
+    /// Drops `token` after the upstream refused it, unless it was already replaced.
+    pub fn invalidate(&self, token: &Token) {
+        let current = token.slot.current.load();
+        if current
+            .as_ref()
+            .is_some_and(|c| Arc::ptr_eq(c, &token.cached))
+        {
+            token.slot.current.store(None);
+        }
+    }
+
+    async fn slot(&self, subject: Option<&Subject>) -> Arc<Slot> {
+        match (&self.slots, subject) {
+            (Slots::Single(slot), _) => Arc::clone(slot),
+            (Slots::PerSubject(slots), Some(subject)) => {
+                slots.get_with(subject.key, async { Arc::default() }).await
+            }
+            // Callers resolve the subject first; without one, use a slot of its own.
+            (Slots::PerSubject(_), None) => Arc::default(),
+        }
+    }
+
+    fn refresh_in_background(
+        self: &Arc<Self>,
+        slot: &Arc<Slot>,
+        client: &TokenClient,
+        subject: Option<&Subject>,
+    ) {
+        if slot.refreshing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (this, slot, client, subject) = (
+            Arc::clone(self),
+            Arc::clone(slot),
+            client.clone(),
+            subject.cloned(),
+        );
+        tokio::spawn(async move {
+            let in_flight = slot.fetch.lock().await;
+            // A miss may have replaced the token while this task waited for the lock.
+            let still_due = slot
+                .current
+                .load()
+                .as_ref()
+                .is_none_or(|c| Instant::now() >= c.schedule.refresh_at);
+            if still_due {
+                match this.fetch(&client, subject.as_ref()).await {
+                    Ok(cached) => slot.current.store(Some(cached)),
+                    Err(error) => {
+                        tracing::warn!(source = %this.source_id, %error, "Background token refresh failed; the current token is served until it must not be");
+                        drop(in_flight);
+                        tokio::time::sleep(REFRESH_RETRY).await;
+                    }
+                }
+            }
+            slot.refreshing.store(false, Ordering::Release);
+        });
+    }
+
+    async fn fetch(
+        &self,
+        client: &TokenClient,
+        subject: Option<&Subject>,
+    ) -> Result<Arc<CachedToken>, TokenError> {
+        let result = client
+            .fetch(&self.settings, subject.map(|s| &s.token))
+            .await;
+        let issued = match result {
+            Ok(issued) => issued,
+            Err(error) => {
+                self.stats.requests_failed.fetch_add(1, Ordering::Relaxed);
+                return Err(error);
+            }
+        };
+        let header = sensitive_header_value(&zeroize::Zeroizing::new(format!(
+            "Bearer {}",
+            issued.access_token.expose()
+        )))
+        .map_err(|_| {
+            self.stats.requests_failed.fetch_add(1, Ordering::Relaxed);
+            TokenError::InvalidResponse { status: 200 }
+        })?;
+        self.stats.requests_ok.fetch_add(1, Ordering::Relaxed);
+        let schedule = schedule(
+            Instant::now(),
+            issued.lifetime,
+            subject.and_then(|s| s.expires),
+        );
+        tracing::debug!(source = %self.source_id, lifetime_s = issued.lifetime.as_secs(), "Token fetched");
+        Ok(Arc::new(CachedToken { header, schedule }))
+    }
+}
+
+impl Token {
+    fn new(cached: Arc<CachedToken>, outcome: TokenOutcome, slot: Arc<Slot>) -> Self {
+        Self {
+            header: cached.header.clone(),
+            outcome,
+            cached,
+            slot,
+        }
+    }
+}
