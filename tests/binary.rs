@@ -361,3 +361,77 @@ async fn sigterm_lets_an_in_flight_request_finish_then_exits_zero() {
     assert_eq!(answer.text(), "finished");
     assert_eq!(proxy.wait(), Some(0));
 }
+
+#[tokio::test]
+async fn oauth2_flows_at_trace_level_never_log_client_secrets_subject_or_issued_tokens() {
+    use support::token_endpoint::{Behaviour, TokenEndpoint};
+    let idp = TokenEndpoint::start().await;
+    let upstream = Upstream::recording().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let yaml = format!(
+        "sources:\n  cc:\n    upstream: {up}\n    auth_type: oauth2\n    oauth2_token_url: {idp}\n    \
+         oauth2_client_id: my-client\n    oauth2_client_secret: s3cr3t-client-secret\n  \
+         post:\n    upstream: {up}\n    auth_type: oauth2\n    oauth2_token_url: {idp}\n    \
+         oauth2_client_id: my-client\n    oauth2_client_secret: s3cr3t-client-secret\n    oauth2_client_auth: post\n  \
+         xchg:\n    upstream: {up}\n    auth_type: token_exchange\n    oauth2_token_url: {idp}\n    \
+         oauth2_client_id: my-client\n    oauth2_client_secret: s3cr3t-client-secret\n    \
+         token_exchange_actor_token: s3cr3t-actor-token\n",
+        up = upstream.url(),
+        idp = idp.url()
+    );
+    let path = write_config(dir.path(), &yaml);
+    let proxy = BinaryProxy::start(&path, "trace", &[]);
+
+    let mut bodies = String::new();
+    for client in [client::http1(), client::h2c()] {
+        for id in ["cc", "post", "xchg"] {
+            let request = Request::get(proxy.url(&format!("/{id}/items?query-marker=1")))
+                .header("authorization", "Bearer s3cr3t-subject-token")
+                .body(Full::new(Bytes::new()))
+                .expect("request");
+            let answer = send(&client, request).await;
+            assert_eq!(answer.status, 200, "{id}: {}", answer.text());
+        }
+    }
+    // Failures: the subject refused, then the client refused.
+    idp.set(Behaviour {
+        fail: Some((400, "invalid_grant")),
+        ..Behaviour::default()
+    });
+    let request = Request::get(proxy.url("/xchg/x?query-marker=1"))
+        .header("authorization", "Bearer s3cr3t-other-subject")
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let answer = send(&client::http1(), request).await;
+    answer.assert_problem(401, "subject_token_rejected");
+    bodies.push_str(&answer.text());
+
+    // Tokens reached the upstream, so the checks below are not vacuous.
+    let seen: Vec<String> = upstream
+        .requests()
+        .iter()
+        .map(|r| r.header("authorization").unwrap_or_default())
+        .collect();
+    assert!(seen.contains(&"Bearer tok-1".to_owned()), "{seen:?}");
+    assert!(seen.iter().any(|a| a.starts_with("Bearer xchg-s3cr3t-subject-token")), "{seen:?}");
+    assert!(idp.requests().iter().any(|r| r.form.get("client_secret").is_some_and(|s| s == "s3cr3t-client-secret")));
+
+    let logs = proxy.output();
+    for secret in [
+        "s3cr3t-client-secret",
+        "s3cr3t-subject-token",
+        "s3cr3t-other-subject",
+        "s3cr3t-actor-token",
+        "tok-1",
+        "xchg-",
+        "query-marker",
+        // Basic of my-client:s3cr3t-client-secret
+        &base64::engine::general_purpose::STANDARD.encode("my-client:s3cr3t-client-secret"),
+    ] {
+        assert!(!logs.contains(secret), "logs contain {secret}:\n{logs}");
+        assert!(!bodies.contains(secret), "error bodies contain {secret}:\n{bodies}");
+    }
+    let access = logs.lines().filter(|l| l.contains("\"target\":\"credproxy::access\"")).count();
+    assert_eq!(access, 7, "{logs}");
+    assert!(logs.contains("\"token\":\"fetched\"") && logs.contains("\"token\":\"cached\""), "{logs}");
+}
