@@ -34,8 +34,14 @@ fn request(id: &str) -> Request<()> {
 }
 
 fn hot_path(c: &mut Criterion) {
-    let store =
-        Store::new(load_bytes(Path::new("bench.yaml"), SOURCES.as_bytes()).expect("config"));
+    let store = Store::new(
+        load_bytes(
+            Path::new("bench.yaml"),
+            SOURCES.as_bytes(),
+            Default::default(),
+        )
+        .expect("config"),
+    );
     let local: SocketAddr = "127.0.0.1:8080".parse().expect("addr");
     let mut group = c.benchmark_group("hot_path");
     for id in ["open", "basic", "header-key", "query-key", "bearer"] {

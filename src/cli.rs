@@ -1,5 +1,6 @@
 //! Arguments and wiring: what each sub-command starts, nothing more.
 
+use std::io::{IsTerminal as _, Read as _};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,11 +13,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admin::Admin;
 use crate::auth::oauth2::TokenClientSettings;
-use crate::config;
+use crate::config::{self, LoadOptions};
 use crate::proxy::{ClientSettings, Proxy, UpstreamClient};
+use crate::secret::{MasterKey, MasterKeys};
 use crate::server::{self, ServerSettings};
 use crate::store::Store;
 use crate::telemetry::{self, LogFormat};
+use crate::watch::{self, Reloader, Trigger};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -39,6 +42,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Validate a sources.yaml and list its sources; exits non-zero on any problem.
     Check(ConfigArgs),
+    /// Encrypt a secret read from stdin into an `{ encrypted: "v1:…" }` value.
+    Encrypt(KeyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -46,6 +51,20 @@ pub struct ConfigArgs {
     /// The sources file [default: $SOURCE_SECRETS_PATH, else secrets/sources.yaml]
     #[arg(long = "config", env = "SOURCE_SECRETS_PATH", default_value = config::DEFAULT_PATH, hide_default_value = true, hide_env = true)]
     pub path: PathBuf,
+    #[command(flatten)]
+    pub keys: KeyArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct KeyArgs {
+    /// File holding the master key (base64 of 32 bytes) for encrypted values
+    /// [default: the key in $CREDPROXY_MASTER_KEY]
+    #[arg(long)]
+    pub master_key_file: Option<PathBuf>,
+    /// The previous master key, still accepted for decryption during a rotation
+    /// [default: the key in $CREDPROXY_PREVIOUS_MASTER_KEY]
+    #[arg(long)]
+    pub previous_master_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -76,7 +95,7 @@ pub struct ServeArgs {
     /// How long in-flight requests may finish after SIGTERM/SIGINT.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "25s")]
     pub shutdown_grace: Duration,
-    /// Do not watch the config file for changes.
+    /// Do not watch the config file for changes (SIGHUP still reloads).
     #[arg(long)]
     pub no_watch: bool,
     /// Allow a non-loopback --listen without caller authentication.
@@ -87,13 +106,54 @@ pub struct ServeArgs {
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Some(Command::Check(args)) => check(&args),
+        Some(Command::Encrypt(args)) => encrypt(&args),
         Some(Command::Serve(args)) => serve(args),
         None => serve(cli.serve),
     }
 }
 
+impl KeyArgs {
+    /// The configured master keys: each from its file, else from its variable.
+    pub fn master_keys(&self) -> Result<MasterKeys, String> {
+        let current = key_from(self.master_key_file.as_ref(), "CREDPROXY_MASTER_KEY")?;
+        let previous = key_from(
+            self.previous_master_key_file.as_ref(),
+            "CREDPROXY_PREVIOUS_MASTER_KEY",
+        )?;
+        Ok(MasterKeys::new(current.into_iter().chain(previous)))
+    }
+}
+
+fn key_from(file: Option<&PathBuf>, variable: &str) -> Result<Option<MasterKey>, String> {
+    let text = match file {
+        Some(path) => zeroize::Zeroizing::new(
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read the master key file {}: {e}", path.display()))?,
+        ),
+        None => match std::env::var(variable) {
+            Ok(value) => zeroize::Zeroizing::new(value),
+            Err(_) => return Ok(None),
+        },
+    };
+    let source = file.map_or_else(|| variable.to_owned(), |p| p.display().to_string());
+    MasterKey::from_base64(&text)
+        .map(Some)
+        .map_err(|e| format!("{source}: {e}"))
+}
+
 fn check(args: &ConfigArgs) -> ExitCode {
-    match config::load(&args.path) {
+    let keys = match args.keys.master_keys() {
+        Ok(keys) => keys,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let options = LoadOptions {
+        keys: Some(&keys),
+        previous: None,
+    };
+    match config::load(&args.path, options) {
         Ok(snapshot) => {
             for source in snapshot.sources() {
                 println!("{}\t{}\t{}", source.id, source.auth_type, source.upstream);
@@ -117,6 +177,58 @@ fn check(args: &ConfigArgs) -> ExitCode {
     }
 }
 
+fn encrypt(args: &KeyArgs) -> ExitCode {
+    let key = match args.master_keys() {
+        Ok(keys) => keys.current().cloned(),
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some(key) = key else {
+        eprintln!("No master key: set CREDPROXY_MASTER_KEY or pass --master-key-file (make one with: head -c 32 /dev/urandom | base64)");
+        return ExitCode::FAILURE;
+    };
+    let secret = match read_secret() {
+        Ok(secret) => secret,
+        Err(error) => {
+            eprintln!("Cannot read the secret from stdin: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if secret.is_empty() {
+        eprintln!("The secret is empty");
+        return ExitCode::FAILURE;
+    }
+    match key.encrypt(&secret) {
+        Ok(value) => {
+            println!("{{ encrypted: \"{value}\" }}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("Cannot encrypt: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The secret from stdin, without echo when stdin is a terminal; one trailing newline
+/// is trimmed.
+fn read_secret() -> std::io::Result<zeroize::Zeroizing<String>> {
+    if std::io::stdin().is_terminal() {
+        return rpassword::prompt_password("Secret (not echoed): ").map(zeroize::Zeroizing::new);
+    }
+    let mut text = zeroize::Zeroizing::new(String::new());
+    std::io::stdin().read_to_string(&mut text)?;
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    Ok(text)
+}
+
 fn serve(args: ServeArgs) -> ExitCode {
     telemetry::init(args.log_format);
     if !args.listen.ip().is_loopback() && !args.allow_unauthenticated {
@@ -128,7 +240,18 @@ fn serve(args: ServeArgs) -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let snapshot = match config::load(&args.config.path) {
+    let keys = match args.config.keys.master_keys() {
+        Ok(keys) => keys,
+        Err(error) => {
+            tracing::error!(%error, "Cannot start: bad master key");
+            return ExitCode::FAILURE;
+        }
+    };
+    let options = LoadOptions {
+        keys: Some(&keys),
+        previous: None,
+    };
+    let snapshot = match config::load(&args.config.path, options) {
         Ok(snapshot) => snapshot,
         Err(error) => {
             tracing::error!(problems = %error, "Cannot start: the config was rejected");
@@ -145,21 +268,28 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run_servers(args, snapshot))
+    runtime.block_on(run_servers(args, snapshot, keys))
 }
 
-async fn run_servers(args: ServeArgs, snapshot: config::Snapshot) -> ExitCode {
+async fn run_servers(args: ServeArgs, snapshot: config::Snapshot, keys: MasterKeys) -> ExitCode {
     tracing::info!(
         path = %args.config.path.display(),
         sources = snapshot.sources().len(),
         "Config loaded"
     );
-    if !args.no_watch {
-        tracing::info!(
-            "Config file watching is not available in this release; restart to apply changes"
-        );
-    }
     let store = Arc::new(Store::new(snapshot));
+    let reloader = Arc::new(Reloader::new(
+        Arc::clone(&store),
+        args.config.path.clone(),
+        keys,
+    ));
+    let reload = match watch::spawn(reloader, !args.no_watch) {
+        Ok(handle) => handle,
+        Err(error) => {
+            tracing::error!(%error, "Cannot watch the config directory (pass --no-watch to rely on SIGHUP)");
+            return ExitCode::FAILURE;
+        }
+    };
     let client = match UpstreamClient::new(ClientSettings {
         connect_timeout: args.connect_timeout,
         response_timeout: args.upstream_timeout,
@@ -184,17 +314,14 @@ async fn run_servers(args: ServeArgs, snapshot: config::Snapshot) -> ExitCode {
         shutdown_grace: args.shutdown_grace,
         ..ServerSettings::default()
     };
+    let token_settings = TokenClientSettings {
+        timeout: args.token_timeout,
+        default_lifetime: args.token_default_lifetime,
+    };
     let shutdown = CancellationToken::new();
     let proxy = tokio::spawn(server::serve(
         proxy_listener,
-        Arc::new(Proxy::new(
-            Arc::clone(&store),
-            client,
-            TokenClientSettings {
-                timeout: args.token_timeout,
-                default_lifetime: args.token_default_lifetime,
-            },
-        )),
+        Arc::new(Proxy::new(Arc::clone(&store), client, token_settings)),
         settings,
         shutdown.clone(),
     ));
@@ -205,8 +332,8 @@ async fn run_servers(args: ServeArgs, snapshot: config::Snapshot) -> ExitCode {
         shutdown.clone(),
     ));
 
-    if let Err(error) = wait_for_stop_signal().await {
-        tracing::error!(%error, "Cannot listen for SIGTERM/SIGINT");
+    if let Err(error) = wait_for_stop_signal(|| reload.trigger(Trigger::Signal)).await {
+        tracing::error!(%error, "Cannot listen for signals");
         return ExitCode::FAILURE;
     }
     tracing::info!(
@@ -233,13 +360,20 @@ async fn bind(addr: SocketAddr, name: &'static str) -> Option<TcpListener> {
     }
 }
 
-async fn wait_for_stop_signal() -> std::io::Result<()> {
+/// Returns on SIGTERM or SIGINT; calls `on_hangup` for each SIGHUP meanwhile.
+async fn wait_for_stop_signal(on_hangup: impl Fn()) -> std::io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = interrupt.recv() => {}
+    let mut hangup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => return Ok(()),
+            _ = interrupt.recv() => return Ok(()),
+            _ = hangup.recv() => {
+                tracing::info!("SIGHUP: reloading the config");
+                on_hangup();
+            }
+        }
     }
-    Ok(())
 }

@@ -27,6 +27,11 @@ impl Store {
         self.current.load()
     }
 
+    /// The current snapshot, to keep across awaits.
+    pub fn load_full(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
     /// Swaps in `next` as the following generation and returns that generation.
     pub fn replace(&self, next: Snapshot) -> u64 {
         let generation = self.current.load().meta.generation + 1;

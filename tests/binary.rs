@@ -413,8 +413,15 @@ async fn oauth2_flows_at_trace_level_never_log_client_secrets_subject_or_issued_
         .map(|r| r.header("authorization").unwrap_or_default())
         .collect();
     assert!(seen.contains(&"Bearer tok-1".to_owned()), "{seen:?}");
-    assert!(seen.iter().any(|a| a.starts_with("Bearer xchg-s3cr3t-subject-token")), "{seen:?}");
-    assert!(idp.requests().iter().any(|r| r.form.get("client_secret").is_some_and(|s| s == "s3cr3t-client-secret")));
+    assert!(
+        seen.iter()
+            .any(|a| a.starts_with("Bearer xchg-s3cr3t-subject-token")),
+        "{seen:?}"
+    );
+    assert!(idp.requests().iter().any(|r| r
+        .form
+        .get("client_secret")
+        .is_some_and(|s| s == "s3cr3t-client-secret")));
 
     let logs = proxy.output();
     for secret in [
@@ -429,9 +436,18 @@ async fn oauth2_flows_at_trace_level_never_log_client_secrets_subject_or_issued_
         &base64::engine::general_purpose::STANDARD.encode("my-client:s3cr3t-client-secret"),
     ] {
         assert!(!logs.contains(secret), "logs contain {secret}:\n{logs}");
-        assert!(!bodies.contains(secret), "error bodies contain {secret}:\n{bodies}");
+        assert!(
+            !bodies.contains(secret),
+            "error bodies contain {secret}:\n{bodies}"
+        );
     }
-    let access = logs.lines().filter(|l| l.contains("\"target\":\"credproxy::access\"")).count();
+    let access = logs
+        .lines()
+        .filter(|l| l.contains("\"target\":\"credproxy::access\""))
+        .count();
     assert_eq!(access, 7, "{logs}");
-    assert!(logs.contains("\"token\":\"fetched\"") && logs.contains("\"token\":\"cached\""), "{logs}");
+    assert!(
+        logs.contains("\"token\":\"fetched\"") && logs.contains("\"token\":\"cached\""),
+        "{logs}"
+    );
 }

@@ -13,7 +13,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
 use super::locate::RaiseHere;
-use crate::secret::Secret;
+use super::resolve::SecretRef;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,17 +33,17 @@ pub struct FileSource {
     pub auth_type: Option<String>,
 
     pub basic_username: Option<String>,
-    pub basic_password: Option<Secret>,
+    pub basic_password: Option<SecretRef>,
 
     pub api_key_name: Option<String>,
-    pub api_key_value: Option<Secret>,
+    pub api_key_value: Option<SecretRef>,
     pub api_key_in: Option<String>,
 
-    pub bearer_token: Option<Secret>,
+    pub bearer_token: Option<SecretRef>,
 
     pub oauth2_token_url: Option<String>,
     pub oauth2_client_id: Option<String>,
-    pub oauth2_client_secret: Option<Secret>,
+    pub oauth2_client_secret: Option<SecretRef>,
     pub oauth2_scopes: Option<Vec<String>>,
     pub oauth2_audience: Option<String>,
     pub oauth2_client_auth: Option<String>,
@@ -51,13 +51,13 @@ pub struct FileSource {
     pub token_exchange_resource: Option<String>,
     pub token_exchange_subject_token_type: Option<String>,
     pub token_exchange_requested_token_type: Option<String>,
-    pub token_exchange_subject_token: Option<Secret>,
-    pub token_exchange_actor_token: Option<Secret>,
+    pub token_exchange_subject_token: Option<SecretRef>,
+    pub token_exchange_actor_token: Option<SecretRef>,
     /// `actor_token_type`; defaults to the access-token type like the subject's.
     pub token_exchange_actor_token_type: Option<String>,
 
     /// Values may be credentials (a second API key), so they are secrets.
-    pub headers: Option<UniqueMap<Secret>>,
+    pub headers: Option<UniqueMap<SecretRef>>,
     pub tls_ca_file: Option<String>,
     pub tls_client_cert_file: Option<String>,
     pub tls_client_key_file: Option<String>,

@@ -27,8 +27,11 @@ pub struct Snapshot {
 #[derive(Debug, Clone)]
 pub struct SnapshotMeta {
     pub path: PathBuf,
-    /// SHA-256 of the file's bytes: an unchanged hash is not a reload.
+    /// SHA-256 of the file and the secret files it references ([`super::inputs_digest`]):
+    /// an unchanged hash is not a reload.
     pub content_sha256: [u8; 32],
+    /// Files read for `{ file: … }` secrets: watched and hashed like the config.
+    pub secret_files: Vec<PathBuf>,
     pub loaded_at: SystemTime,
     /// 1 for the first snapshot a store holds, +1 per successful reload.
     pub generation: u64,

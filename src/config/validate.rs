@@ -12,20 +12,27 @@ use http::{HeaderName, HeaderValue, Uri};
 use super::error::Problem;
 use super::file::{FileConfig, FileSource};
 use super::locate::locate;
-use super::snapshot::{AuthType, Source, Upstream};
+use super::resolve::{Resolver, SecretRef};
+use super::snapshot::{AuthType, Snapshot, Source, Upstream};
 use crate::auth::oauth2::{ClientAuth, ExchangeSettings, OAuthSettings, ACCESS_TOKEN_TYPE};
 use crate::auth::token_cache::TokenSource;
 use crate::auth::{Credentials, StaticCredentialError};
 use crate::proxy::headers::is_hop_by_hop;
 use crate::secret::Secret;
 
-/// Builds the runtime sources of a parsed file, or every problem found in it.
+/// Builds the runtime sources of a parsed file, resolving its secret references, or
+/// returns every problem found in it. OAuth2 sources whose settings equal those of the
+/// same source in `previous` keep its token cache.
 pub(super) fn build_sources(
     file: FileConfig,
     text: &str,
+    resolver: &mut Resolver<'_>,
+    previous: Option<&Snapshot>,
 ) -> Result<Vec<Arc<Source>>, Vec<Problem>> {
     let mut checker = Checker {
         text,
+        resolver,
+        previous,
         problems: Vec::new(),
     };
     if file.callers.is_some() {
@@ -49,12 +56,14 @@ pub(super) fn build_sources(
     }
 }
 
-struct Checker<'a> {
+struct Checker<'a, 'r> {
     text: &'a str,
+    resolver: &'a mut Resolver<'r>,
+    previous: Option<&'a Snapshot>,
     problems: Vec<Problem>,
 }
 
-impl Checker<'_> {
+impl Checker<'_, '_> {
     /// Records a problem at `path` (map keys from the root); `field`, when given, is
     /// appended to the path to find the position.
     fn report(&mut self, path: &[&str], field: Option<&str>, message: impl Into<String>) {
@@ -175,12 +184,12 @@ impl Checker<'_> {
                     );
                     return None;
                 }
-                ("basic_password", Credentials::basic(username, password))
+                ("basic_password", Credentials::basic(username, &password))
             }
             AuthType::Bearer => {
                 let token =
                     self.required_secret(path, "bearer_token", raw.bearer_token.as_ref())?;
-                ("bearer_token", Credentials::bearer(token))
+                ("bearer_token", Credentials::bearer(&token))
             }
             AuthType::ApiKey => {
                 let name = self.required_str(path, "api_key_name", raw.api_key_name.as_deref());
@@ -199,9 +208,9 @@ impl Checker<'_> {
                 };
                 let (name, value, in_query) = (name?, value?, location?);
                 if in_query {
-                    ("api_key_value", Credentials::api_key_query(name, value))
+                    ("api_key_value", Credentials::api_key_query(name, &value))
                 } else {
-                    match Credentials::api_key_header(name, value) {
+                    match Credentials::api_key_header(name, &value) {
                         Err(StaticCredentialError::InvalidHeaderName) => {
                             self.report(
                                 path,
@@ -220,8 +229,16 @@ impl Checker<'_> {
             }
             AuthType::OAuth2 | AuthType::TokenExchange => {
                 let settings = self.oauth_settings(path, auth_type, raw)?;
-                let tokens = TokenSource::new(Arc::from(path[1]), settings);
-                return Some(Credentials::OAuth2(Arc::new(tokens)));
+                let previous = self
+                    .previous
+                    .and_then(|snapshot| snapshot.source(path[1]))
+                    .and_then(|source| source.credentials.token_source());
+                let tokens = match previous {
+                    // Unchanged settings: the cached tokens are still right.
+                    Some(tokens) if *tokens.settings() == settings => Arc::clone(tokens),
+                    _ => Arc::new(TokenSource::new(Arc::from(path[1]), settings)),
+                };
+                return Some(Credentials::OAuth2(tokens));
             }
         };
         let (field, result) = built;
@@ -307,8 +324,16 @@ impl Checker<'_> {
                 "token_exchange_requested_token_type",
                 raw.token_exchange_requested_token_type.as_deref(),
             ),
-            subject_token: raw.token_exchange_subject_token.clone(),
-            actor_token: raw.token_exchange_actor_token.clone(),
+            subject_token: self.optional_secret(
+                path,
+                "token_exchange_subject_token",
+                raw.token_exchange_subject_token.as_ref(),
+            ),
+            actor_token: self.optional_secret(
+                path,
+                "token_exchange_actor_token",
+                raw.token_exchange_actor_token.as_ref(),
+            ),
             actor_token_type: self
                 .optional_str(
                     path,
@@ -317,27 +342,13 @@ impl Checker<'_> {
                 )
                 .unwrap_or_else(|| ACCESS_TOKEN_TYPE.to_owned()),
         });
-        for (field, secret) in [
-            (
-                "token_exchange_subject_token",
-                &raw.token_exchange_subject_token,
-            ),
-            (
-                "token_exchange_actor_token",
-                &raw.token_exchange_actor_token,
-            ),
-        ] {
-            if secret.as_ref().is_some_and(Secret::is_empty) {
-                self.report(path, Some(field), "must not be empty");
-            }
-        }
         if !scopes_ok {
             return None;
         }
         Some(OAuthSettings {
             token_url: token_url?,
             client_id: client_id?.to_owned(),
-            client_secret: client_secret?.clone(),
+            client_secret: client_secret?,
             client_auth: client_auth?,
             scopes,
             audience,
@@ -396,6 +407,9 @@ impl Checker<'_> {
                 );
                 continue;
             }
+            let Some(value) = self.required_secret(&header_path, name, Some(value)) else {
+                continue;
+            };
             match crate::auth::sensitive_header_value(value.expose()) {
                 Ok(header_value) => out.push((header_name, header_value)),
                 Err(why) => self.report(&header_path, Some(name), why.to_string()),
@@ -423,20 +437,35 @@ impl Checker<'_> {
         }
     }
 
-    fn required_secret<'v>(
+    /// Resolves a required secret; missing, unresolvable or empty is a problem.
+    fn required_secret(
         &mut self,
         path: &[&str],
         field: &str,
-        value: Option<&'v Secret>,
-    ) -> Option<&'v Secret> {
-        match value {
-            Some(v) if !v.is_empty() => Some(v),
-            Some(_) => {
+        value: Option<&SecretRef>,
+    ) -> Option<Secret> {
+        let Some(reference) = value else {
+            self.report(path, Some(field), "missing");
+            return None;
+        };
+        self.optional_secret(path, field, Some(reference))
+    }
+
+    /// Resolves an optional secret; present but unresolvable or empty is a problem.
+    fn optional_secret(
+        &mut self,
+        path: &[&str],
+        field: &str,
+        value: Option<&SecretRef>,
+    ) -> Option<Secret> {
+        match self.resolver.resolve(value?) {
+            Ok(secret) if secret.is_empty() => {
                 self.report(path, Some(field), "must not be empty");
                 None
             }
-            None => {
-                self.report(path, Some(field), "missing");
+            Ok(secret) => Some(secret),
+            Err(why) => {
+                self.report(path, Some(field), why);
                 None
             }
         }

@@ -46,9 +46,12 @@ impl InProcessProxy {
             tokens,
             roots,
         } = options;
-        let snapshot =
-            credproxy::config::load_bytes(std::path::Path::new("test.yaml"), yaml.as_bytes())
-                .unwrap_or_else(|e| panic!("test config rejected: {e}"));
+        let snapshot = credproxy::config::load_bytes(
+            std::path::Path::new("test.yaml"),
+            yaml.as_bytes(),
+            Default::default(),
+        )
+        .unwrap_or_else(|e| panic!("test config rejected: {e}"));
         let store = Arc::new(Store::new(snapshot));
         let client = match roots {
             Some(roots) => UpstreamClient::with_roots(settings, roots),
