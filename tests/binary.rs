@@ -451,3 +451,148 @@ async fn oauth2_flows_at_trace_level_never_log_client_secrets_subject_or_issued_
         "{logs}"
     );
 }
+
+fn master_key(byte: u8) -> String {
+    base64::engine::general_purpose::STANDARD.encode([byte; 32])
+}
+
+/// Runs `credproxy encrypt` with the secret on stdin and returns the YAML value it prints.
+fn encrypt(secret: &str, key: &str) -> String {
+    use std::process::Stdio;
+    let mut child = binary()
+        .arg("encrypt")
+        .env("CREDPROXY_MASTER_KEY", key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn encrypt");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{secret}\n").as_bytes())
+        .expect("write secret");
+    let output = child.wait_with_output().expect("encrypt output");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let value = String::from_utf8(output.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned();
+    assert!(
+        value.starts_with("{ encrypted: \"v1:") && value.ends_with("\" }"),
+        "{value}"
+    );
+    assert!(!value.contains(secret));
+    value
+}
+
+#[tokio::test]
+async fn encrypted_and_env_references_resolve_and_wrong_keys_are_named_not_shown() {
+    let upstream = Upstream::recording().await;
+    let key = master_key(9);
+    let sealed = encrypt("s3cr3t-sealed-token", &key);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let yaml = format!(
+        "sources:\n  sealed:\n    upstream: {up}\n    auth_type: bearer\n    bearer_token: {sealed}\n  \
+         from-env:\n    upstream: {up}\n    auth_type: api_key\n    api_key_name: X-Key\n    \
+         api_key_value: {{ env: CREDPROXY_TEST_API_KEY }}\n",
+        up = upstream.url()
+    );
+    let path = write_config(dir.path(), &yaml);
+
+    let check = binary()
+        .args(["check", "--config"])
+        .arg(&path)
+        .env("CREDPROXY_MASTER_KEY", &key)
+        .env("CREDPROXY_TEST_API_KEY", "s3cr3t-env-key")
+        .output()
+        .expect("check");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    // A wrong key and a missing variable are load errors naming source and field.
+    let wrong = binary()
+        .args(["check", "--config"])
+        .arg(&path)
+        .env("CREDPROXY_MASTER_KEY", master_key(8))
+        .env_remove("CREDPROXY_TEST_API_KEY")
+        .output()
+        .expect("check");
+    assert!(!wrong.status.success());
+    let message = String::from_utf8_lossy(&wrong.stderr).into_owned();
+    assert!(message.contains("sources.sealed.bearer_token: the encrypted value was encrypted under a different master key"), "{message}");
+    assert!(message.contains("sources.from-env.api_key_value: environment variable `CREDPROXY_TEST_API_KEY` is not set"), "{message}");
+    assert!(!message.contains("s3cr3t"), "{message}");
+
+    // The proxy resolves both; the upstream gets the plaintext, the log never does.
+    let key_file = dir.path().join("master.key");
+    std::fs::write(&key_file, format!("{key}\n")).expect("key file");
+    let proxy = BinaryProxy::start_with_env(
+        &path,
+        "trace",
+        &["--master-key-file", key_file.to_str().expect("path")],
+        &[("CREDPROXY_TEST_API_KEY", "s3cr3t-env-key")],
+    );
+    let http = client::http1();
+    assert_eq!(get(&http, &proxy.url("/sealed/x")).await.status, 200);
+    assert_eq!(get(&http, &proxy.url("/from-env/x")).await.status, 200);
+    let seen = upstream.requests();
+    assert_eq!(
+        seen[0].header("authorization").as_deref(),
+        Some("Bearer s3cr3t-sealed-token")
+    );
+    assert_eq!(seen[1].header("x-key").as_deref(), Some("s3cr3t-env-key"));
+    let logs = proxy.output();
+    assert!(!logs.contains("s3cr3t") && !logs.contains(&key), "{logs}");
+}
+
+#[tokio::test]
+async fn sighup_reloads_when_watching_is_off() {
+    let upstream = Upstream::recording().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = |token: &str| {
+        format!(
+            "sources:\n  s:\n    upstream: {}\n    auth_type: bearer\n    bearer_token: {token}\n",
+            upstream.url()
+        )
+    };
+    let path = write_config(dir.path(), &config("s3cr3t-first"));
+    let proxy = BinaryProxy::start(&path, "info", &["--no-watch"]);
+    let http = client::http1();
+    get(&http, &proxy.url("/s/1")).await;
+
+    std::fs::write(&path, config("s3cr3t-second")).expect("rewrite");
+    // Longer than the watcher's 250 ms debounce cap: with watching on it would have applied.
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    get(&http, &proxy.url("/s/2")).await;
+    proxy.signal("HUP");
+    support::eventually("the SIGHUP reload", || async {
+        proxy.output().contains("Config reloaded")
+    })
+    .await;
+    get(&http, &proxy.url("/s/3")).await;
+
+    let tokens: Vec<String> = upstream
+        .requests()
+        .iter()
+        .map(|r| r.header("authorization").unwrap_or_default())
+        .collect();
+    assert_eq!(
+        tokens,
+        [
+            "Bearer s3cr3t-first",
+            "Bearer s3cr3t-first",
+            "Bearer s3cr3t-second"
+        ]
+    );
+    let logs = proxy.output();
+    assert!(!logs.contains("s3cr3t"), "{logs}");
+}

@@ -84,7 +84,10 @@ fn a_good_file_loads_every_static_type_in_order() {
     let extra = &snapshot.source("key-header").expect("source").extra_headers;
     assert_eq!(extra[0].0.as_str(), "x-extra");
     assert!(extra[0].1.is_sensitive());
-    assert_eq!(Some(snapshot.meta.content_sha256), inputs_digest(GOOD.as_bytes(), &[]));
+    assert_eq!(
+        Some(snapshot.meta.content_sha256),
+        inputs_digest(GOOD.as_bytes(), &[])
+    );
 }
 
 #[test]

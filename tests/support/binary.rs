@@ -23,7 +23,18 @@ impl BinaryProxy {
     /// Runs `credproxy serve --config PATH` on ephemeral ports with `RUST_LOG=rust_log`,
     /// and waits for both "Listening" lines.
     pub fn start(config: &Path, rust_log: &str, extra_args: &[&str]) -> Self {
+        Self::start_with_env(config, rust_log, extra_args, &[])
+    }
+
+    /// Like [`Self::start`], with extra environment variables for the process.
+    pub fn start_with_env(
+        config: &Path,
+        rust_log: &str,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut command = binary();
+        command.envs(env.iter().copied());
         command.args([
             "serve",
             "--log-format",
@@ -39,6 +50,7 @@ impl BinaryProxy {
             .arg(config)
             .args(extra_args)
             .env("RUST_LOG", rust_log)
+            .env_remove("CREDPROXY_MASTER_KEY")
             .env_remove("SOURCE_SECRETS_PATH")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

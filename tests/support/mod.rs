@@ -14,8 +14,10 @@ use std::time::Duration;
 
 use credproxy::auth::oauth2::TokenClientSettings;
 use credproxy::proxy::{ClientSettings, Proxy, UpstreamClient};
+use credproxy::secret::MasterKeys;
 use credproxy::server::{self, ServerSettings};
 use credproxy::store::Store;
+use credproxy::watch::{ReloadHandle, Reloader};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -32,6 +34,9 @@ pub struct Options {
 pub struct InProcessProxy {
     pub addr: SocketAddr,
     pub store: Arc<Store>,
+    /// Set by [`InProcessProxy::watching`].
+    pub reloader: Option<Arc<Reloader>>,
+    pub reload: Option<ReloadHandle>,
     shutdown: CancellationToken,
 }
 
@@ -40,18 +45,41 @@ impl InProcessProxy {
         Self::start_with(yaml, Options::default()).await
     }
 
+    /// Loads `path` and reloads it on changes, with the real directory watcher.
+    pub async fn watching(path: &std::path::Path, keys: MasterKeys) -> Self {
+        let options = credproxy::config::LoadOptions {
+            keys: Some(&keys),
+            previous: None,
+        };
+        let snapshot = credproxy::config::load(path, options)
+            .unwrap_or_else(|e| panic!("test config rejected: {e}"));
+        let mut proxy = Self::serve(snapshot, Options::default()).await;
+        let reloader = Arc::new(Reloader::new(
+            Arc::clone(&proxy.store),
+            path.to_path_buf(),
+            keys,
+        ));
+        proxy.reload = Some(credproxy::watch::spawn(Arc::clone(&reloader), true).expect("watch"));
+        proxy.reloader = Some(reloader);
+        proxy
+    }
+
     pub async fn start_with(yaml: &str, options: Options) -> Self {
-        let Options {
-            client: settings,
-            tokens,
-            roots,
-        } = options;
         let snapshot = credproxy::config::load_bytes(
             std::path::Path::new("test.yaml"),
             yaml.as_bytes(),
             Default::default(),
         )
         .unwrap_or_else(|e| panic!("test config rejected: {e}"));
+        Self::serve(snapshot, options).await
+    }
+
+    async fn serve(snapshot: credproxy::config::Snapshot, options: Options) -> Self {
+        let Options {
+            client: settings,
+            tokens,
+            roots,
+        } = options;
         let store = Arc::new(Store::new(snapshot));
         let client = match roots {
             Some(roots) => UpstreamClient::with_roots(settings, roots),
@@ -70,6 +98,8 @@ impl InProcessProxy {
         Self {
             addr,
             store,
+            reloader: None,
+            reload: None,
             shutdown,
         }
     }
@@ -87,6 +117,23 @@ impl Drop for InProcessProxy {
 
 /// Upper bound for anything a test waits on, so a hang fails instead of blocking CI.
 pub const WAIT: Duration = Duration::from_secs(20);
+
+/// Polls `condition` until it holds, or fails the test after [`WAIT`]. For state that
+/// changes in the background (a reload), where there is no event to await.
+pub async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
 
 /// Awaits `future` or fails the test after [`WAIT`].
 pub async fn within<F: std::future::Future>(what: &str, future: F) -> F::Output {
