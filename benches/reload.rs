@@ -32,7 +32,14 @@ fn load_10k(c: &mut Criterion) {
     let mut group = c.benchmark_group("reload");
     group.sample_size(20);
     group.bench_function("load_10k_sources", |b| {
-        b.iter(|| config::load_bytes(Path::new("bench.yaml"), yaml.as_bytes(), LoadOptions::default()).expect("loads"))
+        b.iter(|| {
+            config::load_bytes(
+                Path::new("bench.yaml"),
+                yaml.as_bytes(),
+                LoadOptions::default(),
+            )
+            .expect("loads")
+        })
     });
     group.finish();
 }
@@ -42,12 +49,20 @@ fn change_to_effect(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("sources.yaml");
     std::fs::write(&path, sources(10, "a")).expect("write");
-    let store = Arc::new(Store::new(config::load(&path, LoadOptions::default()).expect("loads")));
-    let reloader = Arc::new(Reloader::new(Arc::clone(&store), path.clone(), MasterKeys::default()));
+    let store = Arc::new(Store::new(
+        config::load(&path, LoadOptions::default()).expect("loads"),
+    ));
+    let reloader = Arc::new(Reloader::new(
+        Arc::clone(&store),
+        path.clone(),
+        MasterKeys::default(),
+    ));
     let _handle = runtime.block_on(async { watch::spawn(reloader, true).expect("watch") });
 
     let mut group = c.benchmark_group("reload");
-    group.sample_size(10).measurement_time(Duration::from_secs(10));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10));
     let mut flip = false;
     group.bench_function("file_write_to_new_snapshot", |b| {
         b.iter_custom(|iterations| {
