@@ -5,9 +5,8 @@ use std::hint::black_box;
 use std::net::SocketAddr;
 use std::path::Path;
 
-use credproxy::auth;
-use credproxy::config::{load_bytes, AuthType};
-use credproxy::proxy::{headers, route};
+use credproxy::config::load_bytes;
+use credproxy::proxy;
 use credproxy::store::Store;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use http::Request;
@@ -49,27 +48,10 @@ fn hot_path(c: &mut Criterion) {
             b.iter_batched(
                 || request(id),
                 |request| {
-                    let target = route::target(&request, local).expect("routes");
-                    let source = store
-                        .load()
-                        .source(&target.source_id)
-                        .cloned()
-                        .expect("source");
-                    let uri = route::upstream_uri(
-                        &source.upstream,
-                        target.rest,
-                        target.query,
-                        source.credentials.query(),
-                    )
-                    .expect("uri");
+                    let routed = proxy::route_request(&store, &request, local).expect("routes");
                     let (mut parts, body) = request.into_parts();
-                    headers::clean_request(&mut parts.headers, source.auth_type == AuthType::None);
-                    auth::inject(
-                        &source.credentials,
-                        &source.extra_headers,
-                        &mut parts.headers,
-                    );
-                    parts.uri = uri;
+                    proxy::clean_and_inject(&routed.source, &mut parts).expect("injects");
+                    parts.uri = routed.uri;
                     black_box(Request::from_parts(parts, body))
                 },
                 BatchSize::SmallInput,

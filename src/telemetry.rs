@@ -74,36 +74,21 @@ pub fn access_log(record: &AccessRecord<'_>) {
     let auth_type = record.source.map_or("-", |s| s.auth_type.as_str());
     let upstream_ms = record.upstream.map(millis);
     let total_ms = millis(record.total);
-    match record.error {
-        None => tracing::info!(
-            target: "credproxy::access",
-            caller = record.caller.unwrap_or("-"),
-            source,
-            auth_type,
-            method = %record.method,
-            path = record.path,
-            status = record.status.as_u16(),
-            total_ms,
-            upstream_ms,
-            token = record.token.as_str(),
-            "Request"
-        ),
-        Some(error) => tracing::info!(
-            target: "credproxy::access",
-            caller = record.caller.unwrap_or("-"),
-            source,
-            auth_type,
-            method = %record.method,
-            path = record.path,
-            status = record.status.as_u16(),
-            total_ms,
-            upstream_ms,
-            token = record.token.as_str(),
-            code = error.code(),
-            error = %error_chain(error),
-            "Request failed"
-        ),
-    }
+    tracing::info!(
+        target: "credproxy::access",
+        caller = record.caller.unwrap_or("-"),
+        source,
+        auth_type,
+        method = %record.method,
+        path = record.path,
+        status = record.status.as_u16(),
+        total_ms,
+        upstream_ms,
+        token = record.token.as_str(),
+        code = record.error.map(ProxyError::code),
+        error = record.error.map(|e| tracing::field::display(error_chain(e))),
+        "Request"
+    );
 }
 
 /// Milliseconds with microsecond precision (`1.234`), which is what a reader wants.

@@ -31,6 +31,50 @@ use crate::telemetry::{self, AccessRecord};
 use body::OutboundBody;
 use client::UpstreamBody;
 
+/// Where a request goes: its source and the upstream URI.
+pub struct Routed {
+    pub source: Arc<Source>,
+    pub uri: http::Uri,
+}
+
+/// Step 2, route: checks the target, finds the source (one snapshot load, one map lookup,
+/// the guard dropped before returning) and builds the upstream URI.
+pub fn route_request<B>(
+    store: &Store,
+    request: &Request<B>,
+    local_addr: SocketAddr,
+) -> Result<Routed, ProxyError> {
+    let target = route::target(request, local_addr)?;
+    let source = store
+        .load()
+        .source(&target.source_id)
+        .cloned()
+        .ok_or(ProxyError::UnknownSource)?;
+    let uri = route::upstream_uri(
+        &source.upstream,
+        target.rest,
+        target.query,
+        source.credentials.query(),
+    )?;
+    Ok(Routed { source, uri })
+}
+
+/// Steps 3 and 4, clean and inject the static credentials. A token_exchange source reads
+/// the caller's bearer first (cleaning removes it) and returns it as the subject.
+pub fn clean_and_inject(source: &Source, parts: &mut Parts) -> Result<Option<Subject>, ProxyError> {
+    let subject = match source.credentials.token_source() {
+        Some(tokens) if tokens.needs_subject() => Some(Subject::from_headers(&parts.headers)?),
+        _ => None,
+    };
+    headers::clean_request(&mut parts.headers, source.auth_type == AuthType::None);
+    auth::inject(
+        &source.credentials,
+        &source.extra_headers,
+        &mut parts.headers,
+    );
+    Ok(subject)
+}
+
 /// A response body: the upstream's, streamed, or credproxy's own problem+json.
 pub type ProxyBody = Either<Incoming, Full<Bytes>>;
 
@@ -101,37 +145,14 @@ impl Proxy {
         local_addr: SocketAddr,
         exchange: &mut Exchange,
     ) -> Result<Response<Incoming>, ProxyError> {
-        // Route: one snapshot load and one map lookup; the guard is gone before any await.
-        let target = route::target(&request, local_addr)?;
-        let source = self
-            .store
-            .load()
-            .source(&target.source_id)
-            .cloned()
-            .ok_or(ProxyError::UnknownSource)?;
-        exchange.source = Some(Arc::clone(&source));
-        let uri = route::upstream_uri(
-            &source.upstream,
-            target.rest,
-            target.query,
-            source.credentials.query(),
-        )?;
-
+        let routed = route_request(&self.store, &request, local_addr)?;
+        exchange.source = Some(Arc::clone(&routed.source));
+        let source = routed.source;
         let (mut parts, body) = request.into_parts();
-        // token_exchange reads the caller's bearer before cleaning removes it.
-        let tokens = source.credentials.token_source();
-        let subject = match tokens {
-            Some(tokens) if tokens.needs_subject() => Some(Subject::from_headers(&parts.headers)?),
-            _ => None,
-        };
-        headers::clean_request(&mut parts.headers, source.auth_type == AuthType::None);
-        auth::inject(
-            &source.credentials,
-            &source.extra_headers,
-            &mut parts.headers,
-        );
-        parts.uri = uri;
+        let subject = clean_and_inject(&source, &mut parts)?;
+        parts.uri = routed.uri;
 
+        let tokens = source.credentials.token_source();
         match tokens {
             None => {
                 exchange.token = Some(TokenOutcome::None);

@@ -107,6 +107,35 @@ impl BinaryProxy {
         self.output.lock().expect("output").clone()
     }
 
+    /// Everything printed so far, once `ready` holds for it: stderr is read by another
+    /// thread, so a line logged before a response may arrive here after it.
+    pub fn output_when(&self, what: &str, ready: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + super::WAIT;
+        loop {
+            let output = self.output();
+            if ready(&output) {
+                return output;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; output:\n{output}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    /// Access-log events printed so far, once there are `count` of them.
+    pub fn access_log(&self, count: usize) -> Vec<serde_json::Value> {
+        let output = self.output_when(&format!("{count} access-log events"), |output| {
+            output.matches("\"target\":\"credproxy::access\"").count() >= count
+        });
+        output
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|event| event["target"] == "credproxy::access")
+            .collect()
+    }
+
     /// Sends `signal` (e.g. "TERM") to the process.
     pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")
