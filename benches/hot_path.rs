@@ -48,7 +48,8 @@ fn hot_path(c: &mut Criterion) {
             b.iter_batched(
                 || request(id),
                 |request| {
-                    let routed = proxy::route_request(&store, &request, local).expect("routes");
+                    let (_, routed) =
+                        proxy::route_request(&store.load(), &request, local).expect("routes");
                     let (mut parts, body) = request.into_parts();
                     proxy::clean_and_inject(&routed.source, &mut parts).expect("injects");
                     parts.uri = routed.uri;

@@ -56,6 +56,7 @@ fn change_to_effect(c: &mut Criterion) {
         Arc::clone(&store),
         path.clone(),
         MasterKeys::default(),
+        false,
     ));
     let _handle = runtime.block_on(async { watch::spawn(reloader, true).expect("watch") });
 

@@ -44,6 +44,9 @@ pub enum Command {
     Check(ConfigArgs),
     /// Encrypt a secret read from stdin into an `{ encrypted: "v1:…" }` value.
     Encrypt(KeyArgs),
+    /// Print the token_sha256 of a caller token read from stdin; with empty stdin, make a
+    /// fresh random token and print it with its hash.
+    HashToken,
 }
 
 #[derive(Debug, Args)]
@@ -107,8 +110,17 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Some(Command::Check(args)) => check(&args),
         Some(Command::Encrypt(args)) => encrypt(&args),
+        Some(Command::HashToken) => hash_token(),
         Some(Command::Serve(args)) => serve(args),
         None => serve(cli.serve),
+    }
+}
+
+impl ServeArgs {
+    /// Secure by default: beyond loopback, every request must come from a known caller
+    /// unless the operator says a network policy already restricts who connects.
+    fn requires_callers(&self) -> bool {
+        !self.listen.ip().is_loopback() && !self.allow_unauthenticated
     }
 }
 
@@ -151,7 +163,7 @@ fn check(args: &ConfigArgs) -> ExitCode {
     };
     let options = LoadOptions {
         keys: Some(&keys),
-        previous: None,
+        ..LoadOptions::default()
     };
     match config::load(&args.path, options) {
         Ok(snapshot) => {
@@ -212,6 +224,33 @@ fn encrypt(args: &KeyArgs) -> ExitCode {
     }
 }
 
+fn hash_token() -> ExitCode {
+    let token = match read_secret() {
+        Ok(token) => token,
+        Err(error) => {
+            eprintln!("Cannot read the token from stdin: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if !token.is_empty() {
+        println!("token_sha256: {}", crate::caller::token_sha256_hex(&token));
+        return ExitCode::SUCCESS;
+    }
+    let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+    if getrandom::fill(&mut *bytes).is_err() {
+        eprintln!("Cannot get random bytes for a token");
+        return ExitCode::FAILURE;
+    }
+    use base64::Engine as _;
+    let token = zeroize::Zeroizing::new(format!(
+        "cpt_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(*bytes)
+    ));
+    println!("token: {}", *token);
+    println!("token_sha256: {}", crate::caller::token_sha256_hex(&token));
+    ExitCode::SUCCESS
+}
+
 /// The secret from stdin, without echo when stdin is a terminal; one trailing newline
 /// is trimmed.
 fn read_secret() -> std::io::Result<zeroize::Zeroizing<String>> {
@@ -231,15 +270,6 @@ fn read_secret() -> std::io::Result<zeroize::Zeroizing<String>> {
 
 fn serve(args: ServeArgs) -> ExitCode {
     telemetry::init(args.log_format);
-    if !args.listen.ip().is_loopback() && !args.allow_unauthenticated {
-        tracing::error!(
-            listen = %args.listen,
-            "Refusing to listen on a non-loopback address without caller authentication: \
-             anyone who can reach it could use the credentials. Listen on 127.0.0.1, or pass \
-             --allow-unauthenticated if a network policy already restricts who connects"
-        );
-        return ExitCode::from(2);
-    }
     let keys = match args.config.keys.master_keys() {
         Ok(keys) => keys,
         Err(error) => {
@@ -250,6 +280,7 @@ fn serve(args: ServeArgs) -> ExitCode {
     let options = LoadOptions {
         keys: Some(&keys),
         previous: None,
+        require_callers: args.requires_callers(),
     };
     let snapshot = match config::load(&args.config.path, options) {
         Ok(snapshot) => snapshot,
@@ -282,6 +313,7 @@ async fn run_servers(args: ServeArgs, snapshot: config::Snapshot, keys: MasterKe
         Arc::clone(&store),
         args.config.path.clone(),
         keys,
+        args.requires_callers(),
     ));
     let reload = match watch::spawn(reloader, !args.no_watch) {
         Ok(handle) => handle,

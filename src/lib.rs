@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod caller;
 pub mod cli;
 pub mod config;
 pub mod proxy;

@@ -61,17 +61,20 @@ pub struct Reloader {
     store: Arc<Store>,
     path: PathBuf,
     keys: MasterKeys,
+    /// Reject a file without `callers:` (the proxy listens beyond loopback).
+    require_callers: bool,
     pub stats: ReloadStats,
 }
 
 impl Reloader {
-    pub fn new(store: Arc<Store>, path: PathBuf, keys: MasterKeys) -> Self {
+    pub fn new(store: Arc<Store>, path: PathBuf, keys: MasterKeys, require_callers: bool) -> Self {
         let stats = ReloadStats::default();
         stats.last_success_unix.store(unix_now(), Ordering::Relaxed);
         Self {
             store,
             path,
             keys,
+            require_callers,
             stats,
         }
     }
@@ -101,6 +104,7 @@ impl Reloader {
         let options = LoadOptions {
             keys: Some(&self.keys),
             previous: Some(&current),
+            require_callers: self.require_callers,
         };
         match config::load_bytes(&self.path, &bytes, options) {
             Ok(snapshot) => {

@@ -217,10 +217,10 @@ fn non_loopback_listen_needs_explicit_consent() {
         .arg(&path)
         .output()
         .expect("run serve");
-    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(output.status.code(), Some(1));
     let log = String::from_utf8_lossy(&output.stderr);
     assert!(
-        log.contains("Refusing to listen on a non-loopback address"),
+        log.contains("callers: required: credproxy listens on a non-loopback address"),
         "{log}"
     );
 
@@ -229,6 +229,17 @@ fn non_loopback_listen_needs_explicit_consent() {
         "info",
         &["--listen", "0.0.0.0:0", "--allow-unauthenticated"],
     );
+    assert!(proxy.addr.ip().is_unspecified());
+    drop(proxy);
+
+    // With callers configured, no consent is needed.
+    let with_callers = config_text("http://127.0.0.1:9")
+        + &format!(
+            "callers:\n  ci:\n    token_sha256: {}\n    sources: [\"*\"]\n",
+            "a".repeat(64)
+        );
+    let path = write_config(dir.path(), &with_callers);
+    let proxy = BinaryProxy::start(&path, "info", &["--listen", "0.0.0.0:0"]);
     assert!(proxy.addr.ip().is_unspecified());
 }
 
@@ -243,7 +254,14 @@ async fn trace_logs_and_error_bodies_never_hold_a_secret_or_a_query() {
     );
     drop(closed);
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = write_config(dir.path(), &(config_text(&upstream.url()) + &down));
+    let callers = format!(
+        "callers:\n  executor:\n    token_sha256: {}\n    sources: [\"*\"]\n",
+        credproxy::caller::token_sha256_hex("s3cr3t-caller-token")
+    );
+    let path = write_config(
+        dir.path(),
+        &(config_text(&upstream.url()) + &down + &callers),
+    );
     let proxy = BinaryProxy::start(&path, "trace", &[]);
 
     let mut bodies = String::new();
@@ -262,7 +280,11 @@ async fn trace_logs_and_error_bodies_never_hold_a_secret_or_a_query() {
             ("/token/%2e%2e/x?query-marker=1", 400),
             ("/down/x?query-marker=1", 502),
         ] {
-            let answer = get(&client, &proxy.url(path)).await;
+            let request = Request::get(proxy.url(path))
+                .header("proxy-authorization", "Bearer s3cr3t-caller-token")
+                .body(Full::new(Bytes::new()))
+                .expect("request");
+            let answer = send(&client, request).await;
             assert_eq!(answer.status, status, "{path}");
             bodies.push_str(&answer.text());
         }
@@ -308,6 +330,7 @@ async fn trace_logs_and_error_bodies_never_hold_a_secret_or_a_query() {
     assert_eq!(basic["path"], "/basic/items");
     assert_eq!(basic["auth_type"], "http_basic");
     assert_eq!(basic["method"], "GET");
+    assert_eq!(basic["caller"], "executor");
     assert_eq!(basic["status"], 200);
     assert_eq!(basic["token"], "none");
     assert!(basic["total_ms"].as_f64().is_some() && basic["upstream_ms"].as_f64().is_some());
@@ -588,4 +611,43 @@ async fn sighup_reloads_when_watching_is_off() {
     );
     let logs = proxy.output();
     assert!(!logs.contains("s3cr3t"), "{logs}");
+}
+
+#[test]
+fn hash_token_hashes_stdin_or_makes_a_token() {
+    use std::process::Stdio;
+    let run = |input: &str| {
+        let mut child = binary()
+            .arg("hash-token")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write");
+        let output = child.wait_with_output().expect("output");
+        assert!(output.status.success());
+        String::from_utf8(output.stdout).expect("utf-8")
+    };
+    assert_eq!(
+        run("abc\n"),
+        "token_sha256: ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\n"
+    );
+    let fresh = run("");
+    let mut lines = fresh.lines();
+    let token = lines
+        .next()
+        .and_then(|l| l.strip_prefix("token: "))
+        .expect("token line");
+    let hash = lines
+        .next()
+        .and_then(|l| l.strip_prefix("token_sha256: "))
+        .expect("hash line");
+    assert!(token.len() >= 40, "{token}");
+    assert_eq!(hash, credproxy::caller::token_sha256_hex(token));
+    assert_ne!(run(""), fresh, "tokens are random");
 }

@@ -19,9 +19,8 @@ use super::resolve::SecretRef;
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub sources: UniqueMap<FileSource>,
-    /// Caller authentication is not built yet; its presence alone is refused at validation.
     #[serde(default)]
-    pub callers: Option<serde::de::IgnoredAny>,
+    pub callers: Option<UniqueMap<FileCaller>>,
 }
 
 /// One entry under `sources:`. Field names are the MCP tools-provider's, so an existing
@@ -61,6 +60,14 @@ pub struct FileSource {
     pub tls_ca_file: Option<String>,
     pub tls_client_cert_file: Option<String>,
     pub tls_client_key_file: Option<String>,
+}
+
+/// One entry under `callers:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileCaller {
+    pub token_sha256: Option<String>,
+    pub sources: Option<Vec<String>>,
 }
 
 /// A string-keyed map that keeps file order and rejects a repeated key.

@@ -33,6 +33,8 @@ pub struct LoadOptions<'a> {
     /// The snapshot being replaced: OAuth2 sources with unchanged settings keep its
     /// token caches.
     pub previous: Option<&'a Snapshot>,
+    /// A file without `callers:` is rejected (credproxy listens beyond loopback).
+    pub require_callers: bool,
 }
 
 /// Reads and loads the file at `path`.
@@ -66,13 +68,14 @@ pub fn load_bytes(
         .map_err(|e| ConfigError::new(path, vec![error::problem_from_yaml(&e)]))?;
     let no_keys = MasterKeys::default();
     let mut resolver = resolve::Resolver::new(options.keys.unwrap_or(&no_keys), path);
-    let sources = validate::build_sources(file, text, &mut resolver, options.previous)
+    let (sources, callers) = validate::build(file, text, &mut resolver, &options)
         .map_err(|p| ConfigError::new(path, p))?;
     let secret_files = resolver.files;
     let content_sha256 =
         inputs_digest(bytes, &secret_files).unwrap_or_else(|| Sha256::digest(bytes).into());
     Ok(Snapshot::new(
         sources,
+        callers,
         SnapshotMeta {
             path: path.to_path_buf(),
             content_sha256,

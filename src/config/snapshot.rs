@@ -13,6 +13,7 @@ use http::uri::{Authority, Scheme};
 use http::{HeaderName, HeaderValue};
 
 use crate::auth::Credentials;
+use crate::caller::Callers;
 
 /// One loaded `sources.yaml`.
 #[derive(Debug)]
@@ -20,6 +21,8 @@ pub struct Snapshot {
     sources: HashMap<Arc<str>, Arc<Source>>,
     /// The same sources in file order, for `check` and `/config`.
     ordered: Vec<Arc<Source>>,
+    /// `None` without a `callers:` section: no caller authentication.
+    pub callers: Option<Callers>,
     pub meta: SnapshotMeta,
 }
 
@@ -38,7 +41,11 @@ pub struct SnapshotMeta {
 }
 
 impl Snapshot {
-    pub(crate) fn new(ordered: Vec<Arc<Source>>, meta: SnapshotMeta) -> Self {
+    pub(crate) fn new(
+        ordered: Vec<Arc<Source>>,
+        callers: Option<Callers>,
+        meta: SnapshotMeta,
+    ) -> Self {
         let sources = ordered
             .iter()
             .map(|source| (Arc::clone(&source.id), Arc::clone(source)))
@@ -46,6 +53,7 @@ impl Snapshot {
         Self {
             sources,
             ordered,
+            callers,
             meta,
         }
     }

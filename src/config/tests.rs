@@ -255,13 +255,54 @@ fn empty_secrets_and_bad_ids_are_rejected() {
     );
 }
 
+const HASH_A: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+
 #[test]
-fn features_of_later_releases_are_refused_not_ignored() {
-    let message = rejected("sources: {}\ncallers:\n  ci:\n    token_sha256: abc\n");
-    assert!(
-        message.contains("callers: caller authentication is not available"),
-        "{message}"
+fn callers_load_with_hashes_and_access_lists() {
+    let text = format!(
+        "sources:\n  gh:\n    upstream: http://x\n    auth_type: none\n  jira:\n    upstream: http://y\n    auth_type: none\ncallers:\n  ci:\n    token_sha256: {}\n    sources: [\"*\"]\n  bot:\n    token_sha256: {}\n    sources: [gh]\n",
+        HASH_A.to_uppercase(),
+        "0".repeat(64)
     );
+    let snapshot = load_str(&text).expect("loads");
+    let callers = snapshot.callers.as_ref().expect("callers");
+    assert_eq!(callers.len(), 2);
+}
+
+#[test]
+fn bad_callers_are_rejected_with_every_problem() {
+    let text = format!(
+        "sources:\n  gh:\n    upstream: http://x\n    auth_type: none\ncallers:\n  a:\n    token_sha256: abc\n    sources: [gh, nope]\n  b:\n    token_sha256: {HASH_A}\n  c:\n    token_sha256: {HASH_A}\n    sources: [\"*\", gh]\n"
+    );
+    let message = rejected(&text);
+    for expected in [
+        "callers.a.token_sha256: must be 64 hex digits",
+        "callers.a.sources: names unknown source `nope`",
+        "callers.b.sources: missing",
+        "callers.c.token_sha256: is the same token as caller `b`",
+        "callers.c.sources: \"*\" stands alone",
+    ] {
+        assert!(message.contains(expected), "{expected}\n{message}");
+    }
+}
+
+#[test]
+fn callers_can_be_required() {
+    let options = LoadOptions {
+        require_callers: true,
+        ..LoadOptions::default()
+    };
+    let error =
+        load_bytes(Path::new("s.yaml"), b"sources: {}\n", options).expect_err("needs callers");
+    assert!(
+        error
+            .to_string()
+            .contains("callers: required: credproxy listens on a non-loopback address"),
+        "{error}"
+    );
+    let text =
+        format!("sources: {{}}\ncallers:\n  ci: {{ token_sha256: {HASH_A}, sources: [\"*\"] }}\n");
+    assert!(load_bytes(Path::new("s.yaml"), text.as_bytes(), options).is_ok());
 }
 
 #[test]

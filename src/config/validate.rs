@@ -10,47 +10,59 @@ use http::uri::Scheme;
 use http::{HeaderName, HeaderValue, Uri};
 
 use super::error::Problem;
-use super::file::{FileConfig, FileSource};
+use super::file::{FileCaller, FileConfig, FileSource, UniqueMap};
 use super::locate::locate;
 use super::resolve::{Resolver, SecretRef};
 use super::snapshot::{AuthType, Snapshot, Source, Upstream};
+use super::LoadOptions;
 use crate::auth::oauth2::{ClientAuth, ExchangeSettings, OAuthSettings, ACCESS_TOKEN_TYPE};
 use crate::auth::token_cache::TokenSource;
 use crate::auth::{Credentials, StaticCredentialError};
+use crate::caller::{parse_sha256_hex, Access, Caller, Callers};
 use crate::proxy::headers::is_hop_by_hop;
 use crate::secret::Secret;
 
-/// Builds the runtime sources of a parsed file, resolving its secret references, or
-/// returns every problem found in it. OAuth2 sources whose settings equal those of the
-/// same source in `previous` keep its token cache.
-pub(super) fn build_sources(
+/// A valid file's sources (in file order) and callers.
+pub(super) type Built = (Vec<Arc<Source>>, Option<Callers>);
+
+/// Builds the runtime sources and callers of a parsed file, resolving its secret
+/// references, or returns every problem found in it. OAuth2 sources whose settings equal
+/// those of the same source in `previous` keep its token cache, and every source keeps
+/// its metrics.
+pub(super) fn build(
     file: FileConfig,
     text: &str,
     resolver: &mut Resolver<'_>,
-    previous: Option<&Snapshot>,
-) -> Result<Vec<Arc<Source>>, Vec<Problem>> {
+    options: &LoadOptions<'_>,
+) -> Result<Built, Vec<Problem>> {
     let mut checker = Checker {
         text,
         resolver,
-        previous,
+        previous: options.previous,
         problems: Vec::new(),
     };
-    if file.callers.is_some() {
-        checker.report(
-            &["callers"],
-            None,
-            "caller authentication is not available in this release; credproxy refuses to \
-             start rather than run without the check you configured",
-        );
-    }
     let mut sources = Vec::with_capacity(file.sources.0.len());
     for (id, raw) in file.sources.0 {
         if let Some(source) = checker.source(&id, raw) {
             sources.push(Arc::new(source));
         }
     }
+    let callers = match file.callers {
+        Some(callers) => Some(checker.callers(callers, &sources)),
+        None if options.require_callers => {
+            checker.report(
+                &[],
+                Some("callers"),
+                "required: credproxy listens on a non-loopback address, where anyone who can \
+                 connect could use the credentials. Add callers (see `credproxy hash-token`), \
+                 listen on loopback, or pass --allow-unauthenticated",
+            );
+            None
+        }
+        None => None,
+    };
     if checker.problems.is_empty() {
-        Ok(sources)
+        Ok((sources, callers))
     } else {
         Err(checker.problems)
     }
@@ -77,6 +89,79 @@ impl Checker<'_, '_> {
             field: field.map(str::to_owned),
             message: message.into(),
         });
+    }
+
+    fn callers(&mut self, raw: UniqueMap<FileCaller>, sources: &[Arc<Source>]) -> Callers {
+        let mut callers: Vec<Caller> = Vec::with_capacity(raw.0.len());
+        let mut seen: Vec<([u8; 32], String)> = Vec::with_capacity(raw.0.len());
+        for (name, caller) in raw.0 {
+            let path = ["callers", name.as_str()];
+            let hash = match caller.token_sha256.as_deref() {
+                None => {
+                    self.report(
+                        &path,
+                        Some("token_sha256"),
+                        "missing; `credproxy hash-token` prints it",
+                    );
+                    None
+                }
+                Some(hex) => match parse_sha256_hex(hex) {
+                    Some(hash) => Some(hash),
+                    None => {
+                        self.report(
+                            &path,
+                            Some("token_sha256"),
+                            "must be 64 hex digits (the SHA-256 of the token)",
+                        );
+                        None
+                    }
+                },
+            };
+            if let Some(hash) = hash {
+                if let Some((_, twin)) = seen.iter().find(|(seen, _)| *seen == hash) {
+                    let message =
+                        format!("is the same token as caller `{twin}`; each caller needs its own");
+                    self.report(&path, Some("token_sha256"), message);
+                }
+                seen.push((hash, name.clone()));
+            }
+            let access = match caller.sources.as_deref() {
+                None => {
+                    self.report(
+                        &path,
+                        Some("sources"),
+                        "missing; list source ids, or [\"*\"] for all",
+                    );
+                    None
+                }
+                Some([all]) if all == "*" => Some(Access::All),
+                Some(ids) => {
+                    let mut allowed = Vec::with_capacity(ids.len());
+                    for id in ids {
+                        match sources.iter().find(|s| *s.id == **id) {
+                            Some(source) => allowed.push(Arc::clone(&source.id)),
+                            None if id == "*" => {
+                                self.report(
+                                    &path,
+                                    Some("sources"),
+                                    "\"*\" stands alone: it already means every source",
+                                );
+                            }
+                            None => self.report(
+                                &path,
+                                Some("sources"),
+                                format!("names unknown source `{id}`"),
+                            ),
+                        }
+                    }
+                    Some(Access::Only(allowed))
+                }
+            };
+            if let (Some(hash), Some(access)) = (hash, access) {
+                callers.push(Caller::new(Arc::from(name.as_str()), hash, access));
+            }
+        }
+        Callers::new(callers)
     }
 
     fn source(&mut self, id: &str, raw: FileSource) -> Option<Source> {

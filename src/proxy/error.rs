@@ -7,16 +7,23 @@
 use std::borrow::Cow;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::header::{
+    HeaderValue, CACHE_CONTROL, CONTENT_TYPE, PROXY_AUTHENTICATE, WWW_AUTHENTICATE,
+};
 use http::{Response, StatusCode};
 use http_body_util::Full;
 
 use crate::auth::oauth2::TokenError;
 use crate::auth::subject::SubjectError;
+use crate::caller::CallerError;
 
 /// Why a request was not forwarded, or why forwarding failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
+    #[error("caller not authenticated: {0}")]
+    CallerUnauthenticated(#[from] CallerError),
+    #[error("the caller may not use this source")]
+    CallerForbidden,
     #[error("no source matches the path")]
     UnknownSource,
     #[error("bad request: {0}")]
@@ -37,6 +44,16 @@ impl ProxyError {
     /// Status, stable code and public detail.
     fn parts(&self) -> (StatusCode, &'static str, Cow<'static, str>) {
         let (status, code, detail): (_, _, Cow<'static, str>) = match self {
+            ProxyError::CallerUnauthenticated(_) => (
+                StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+                "caller_unauthenticated",
+                "Send the caller token as Proxy-Authorization: Bearer <token>.".into(),
+            ),
+            ProxyError::CallerForbidden => (
+                StatusCode::FORBIDDEN,
+                "caller_forbidden",
+                "This caller may not use this source.".into(),
+            ),
             ProxyError::UnknownSource => (
                 StatusCode::NOT_FOUND,
                 "unknown_source",
@@ -101,6 +118,12 @@ impl ProxyError {
     pub fn to_response(&self) -> Response<Full<Bytes>> {
         let (status, code, detail) = self.parts();
         let mut response = problem_response(status, code, &detail);
+        if status == StatusCode::PROXY_AUTHENTICATION_REQUIRED {
+            response.headers_mut().insert(
+                PROXY_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"credproxy\""),
+            );
+        }
         if status == StatusCode::UNAUTHORIZED {
             // The caller's own bearer is what is missing or refused.
             response

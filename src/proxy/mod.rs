@@ -25,7 +25,7 @@ use crate::auth::oauth2::{TokenClient, TokenClientSettings};
 use crate::auth::subject::Subject;
 use crate::auth::token_cache::TokenSource;
 use crate::auth::{self, TokenOutcome};
-use crate::config::{AuthType, Source};
+use crate::config::{AuthType, Snapshot, Source};
 use crate::store::Store;
 use crate::telemetry::{self, AccessRecord};
 use body::OutboundBody;
@@ -37,26 +37,33 @@ pub struct Routed {
     pub uri: http::Uri,
 }
 
-/// Step 2, route: checks the target, finds the source (one snapshot load, one map lookup,
-/// the guard dropped before returning) and builds the upstream URI.
+/// Steps 1 and 2, caller check and route, on one snapshot: authenticates the caller when
+/// the snapshot has `callers:`, checks the target, finds the source (one map lookup),
+/// checks the caller may use it, and builds the upstream URI. Returns the caller's name.
 pub fn route_request<B>(
-    store: &Store,
+    snapshot: &Snapshot,
     request: &Request<B>,
     local_addr: SocketAddr,
-) -> Result<Routed, ProxyError> {
+) -> Result<(Option<Arc<str>>, Routed), ProxyError> {
+    let caller = match &snapshot.callers {
+        Some(callers) => Some(callers.authenticate(request.headers())?),
+        None => None,
+    };
     let target = route::target(request, local_addr)?;
-    let source = store
-        .load()
+    let source = snapshot
         .source(&target.source_id)
         .cloned()
         .ok_or(ProxyError::UnknownSource)?;
+    if caller.is_some_and(|caller| !caller.may_use(&source.id)) {
+        return Err(ProxyError::CallerForbidden);
+    }
     let uri = route::upstream_uri(
         &source.upstream,
         target.rest,
         target.query,
         source.credentials.query(),
     )?;
-    Ok(Routed { source, uri })
+    Ok((caller.map(|c| Arc::clone(&c.name)), Routed { source, uri }))
 }
 
 /// Steps 3 and 4, clean and inject the static credentials. A token_exchange source reads
@@ -89,6 +96,7 @@ pub struct Proxy {
 /// What one exchange learned along the way, for the access log.
 #[derive(Default)]
 struct Exchange {
+    caller: Option<Arc<str>>,
     source: Option<Arc<Source>>,
     upstream_elapsed: Option<Duration>,
     token: Option<TokenOutcome>,
@@ -126,7 +134,7 @@ impl Proxy {
             Err(error) => (error.to_response().map(Either::Right), Some(error)),
         };
         telemetry::access_log(&AccessRecord {
-            caller: None,
+            caller: exchange.caller.as_deref(),
             source: exchange.source.as_deref(),
             method: &method,
             path: uri.path(),
@@ -145,7 +153,9 @@ impl Proxy {
         local_addr: SocketAddr,
         exchange: &mut Exchange,
     ) -> Result<Response<Incoming>, ProxyError> {
-        let routed = route_request(&self.store, &request, local_addr)?;
+        // One snapshot for the caller check and the route; the guard is gone before any await.
+        let (caller, routed) = route_request(&self.store.load(), &request, local_addr)?;
+        exchange.caller = caller;
         exchange.source = Some(Arc::clone(&routed.source));
         let source = routed.source;
         let (mut parts, body) = request.into_parts();

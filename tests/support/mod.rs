@@ -49,7 +49,7 @@ impl InProcessProxy {
     pub async fn watching(path: &std::path::Path, keys: MasterKeys) -> Self {
         let options = credproxy::config::LoadOptions {
             keys: Some(&keys),
-            previous: None,
+            ..Default::default()
         };
         let snapshot = credproxy::config::load(path, options)
             .unwrap_or_else(|e| panic!("test config rejected: {e}"));
@@ -58,6 +58,7 @@ impl InProcessProxy {
             Arc::clone(&proxy.store),
             path.to_path_buf(),
             keys,
+            false,
         ));
         proxy.reload = Some(credproxy::watch::spawn(Arc::clone(&reloader), true).expect("watch"));
         proxy.reloader = Some(reloader);
