@@ -1,41 +1,72 @@
-//! The admin listener: liveness and readiness.
+//! The admin listener: liveness, readiness, metrics and the config in effect (never a
+//! secret).
 
+use std::fmt::Write as _;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::UNIX_EPOCH;
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
+use http::header::{HeaderValue, CONTENT_TYPE};
+use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 
+use crate::caller::Access;
+use crate::metrics::Exporter;
 use crate::proxy::error::problem_response;
 use crate::server::Handler;
 use crate::store::Store;
 
-/// Serves `/healthz` (the process answers) and `/readyz` (a config is loaded; the admin
-/// listener starts only after the proxy listener is bound).
+/// Serves `/healthz` (the process answers), `/readyz` (a config is loaded and the
+/// listeners are bound: the admin listener starts after the proxy's), `/metrics` and
+/// `/config`.
 #[derive(Debug)]
 pub struct Admin {
     store: Arc<Store>,
+    exporter: Exporter,
 }
 
 impl Admin {
-    pub fn new(store: Arc<Store>) -> Self {
-        Self { store }
+    pub fn new(store: Arc<Store>, exporter: Exporter) -> Self {
+        Self { store, exporter }
     }
 
     fn respond(&self, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+        if request.method() != Method::GET && request.method() != Method::HEAD {
+            return problem_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "The admin endpoints answer GET.",
+            );
+        }
         match request.uri().path() {
-            "/healthz" => text(StatusCode::OK, "ok\n"),
+            "/healthz" => text(StatusCode::OK, "text/plain", "ok\n".into()),
             "/readyz" => {
-                let generation = self.store.load().meta.generation;
-                if generation > 0 {
-                    text(StatusCode::OK, "ready\n")
+                if self.store.load().meta.generation > 0 {
+                    text(StatusCode::OK, "text/plain", "ready\n".into())
                 } else {
-                    text(StatusCode::SERVICE_UNAVAILABLE, "no config loaded\n")
+                    text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "text/plain",
+                        "no config loaded\n".into(),
+                    )
                 }
             }
+            "/metrics" => match self.exporter.render() {
+                Ok(body) => text(
+                    StatusCode::OK,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    body,
+                ),
+                Err(_) => problem_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "metrics_error",
+                    "Could not render the metrics.",
+                ),
+            },
+            "/config" => text(StatusCode::OK, "application/json", self.config_json()),
             _ => problem_response(
                 StatusCode::NOT_FOUND,
                 "not_found",
@@ -43,11 +74,59 @@ impl Admin {
             ),
         }
     }
+
+    /// Generation, load time, content hash, and per source its id, auth type and
+    /// upstream; per caller its name and sources. No secret, no caller hash.
+    fn config_json(&self) -> String {
+        let snapshot = self.store.load_full();
+        let meta = &snapshot.meta;
+        let mut hash = String::with_capacity(64);
+        for byte in meta.content_sha256 {
+            let _ = write!(hash, "{byte:02x}");
+        }
+        let sources: Vec<serde_json::Value> = snapshot
+            .sources()
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "id": &*s.id,
+                    "auth_type": s.auth_type.as_str(),
+                    "upstream": s.upstream.to_string(),
+                })
+            })
+            .collect();
+        let callers: Option<Vec<serde_json::Value>> = snapshot.callers.as_ref().map(|callers| {
+            callers
+                .iter()
+                .map(|c| {
+                    let sources = match c.access() {
+                        Access::All => serde_json::json!(["*"]),
+                        Access::Only(ids) => {
+                            serde_json::json!(ids.iter().map(|id| &**id).collect::<Vec<_>>())
+                        }
+                    };
+                    serde_json::json!({ "name": &*c.name, "sources": sources })
+                })
+                .collect()
+        });
+        serde_json::json!({
+            "path": meta.path.display().to_string(),
+            "generation": meta.generation,
+            "loaded_at_unix": meta.loaded_at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+            "content_sha256": hash,
+            "sources": sources,
+            "callers": callers,
+        })
+        .to_string()
+    }
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
 

@@ -50,6 +50,10 @@ impl Callers {
         self.entries.is_empty()
     }
 
+    pub fn iter(&self) -> impl Iterator<Item = &Caller> {
+        self.entries.iter()
+    }
+
     /// The caller whose token the request carries.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<&Caller, CallerError> {
         let token = bearer(headers).ok_or(CallerError::Unauthenticated)?;
@@ -75,6 +79,10 @@ impl Caller {
 
     pub fn token_sha256(&self) -> &[u8; 32] {
         &self.token_sha256
+    }
+
+    pub fn access(&self) -> &Access {
+        &self.access
     }
 
     pub fn may_use(&self, source_id: &str) -> bool {

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::Admin;
 use crate::auth::oauth2::TokenClientSettings;
 use crate::config::{self, LoadOptions};
+use crate::metrics::Exporter;
 use crate::proxy::{ClientSettings, Proxy, UpstreamClient};
 use crate::secret::{MasterKey, MasterKeys};
 use crate::server::{self, ServerSettings};
@@ -315,7 +316,7 @@ async fn run_servers(args: ServeArgs, snapshot: config::Snapshot, keys: MasterKe
         keys,
         args.requires_callers(),
     ));
-    let reload = match watch::spawn(reloader, !args.no_watch) {
+    let reload = match watch::spawn(Arc::clone(&reloader), !args.no_watch) {
         Ok(handle) => handle,
         Err(error) => {
             tracing::error!(%error, "Cannot watch the config directory (pass --no-watch to rely on SIGHUP)");
@@ -351,15 +352,17 @@ async fn run_servers(args: ServeArgs, snapshot: config::Snapshot, keys: MasterKe
         default_lifetime: args.token_default_lifetime,
     };
     let shutdown = CancellationToken::new();
+    let proxy = Arc::new(Proxy::new(Arc::clone(&store), client, token_settings));
+    let exporter = Exporter::new(Arc::clone(&store), proxy.metrics(), Some(reloader));
     let proxy = tokio::spawn(server::serve(
         proxy_listener,
-        Arc::new(Proxy::new(Arc::clone(&store), client, token_settings)),
+        proxy,
         settings,
         shutdown.clone(),
     ));
     let admin = tokio::spawn(server::serve(
         admin_listener,
-        Arc::new(Admin::new(store)),
+        Arc::new(Admin::new(store, exporter)),
         settings,
         shutdown.clone(),
     ));

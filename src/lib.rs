@@ -10,6 +10,7 @@ pub mod auth;
 pub mod caller;
 pub mod cli;
 pub mod config;
+pub mod metrics;
 pub mod proxy;
 pub mod secret;
 pub mod server;

@@ -5,7 +5,7 @@
 //! for one key make exactly one token request; waiters that queued behind a failed request
 //! get its error instead of each trying again.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -80,6 +80,30 @@ pub struct TokenStats {
     pub cache_misses: AtomicU64,
     pub requests_ok: AtomicU64,
     pub requests_failed: AtomicU64,
+    /// 0: no token request yet; 1: the last one succeeded; 2: it failed.
+    last_result: AtomicU8,
+}
+
+impl TokenStats {
+    /// Whether the last token request succeeded, once there was one.
+    pub fn last_result(&self) -> Option<bool> {
+        match self.last_result.load(Ordering::Relaxed) {
+            1 => Some(true),
+            2 => Some(false),
+            _ => None,
+        }
+    }
+
+    fn record(&self, ok: bool) {
+        let counter = if ok {
+            &self.requests_ok
+        } else {
+            &self.requests_failed
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.last_result
+            .store(if ok { 1 } else { 2 }, Ordering::Relaxed);
+    }
 }
 
 /// A token ready to inject, and what is needed to drop it after an upstream 401.
@@ -116,6 +140,18 @@ impl TokenSource {
 
     pub fn settings(&self) -> &OAuthSettings {
         &self.settings
+    }
+
+    /// Until when the cached token may be injected, for sources with one token.
+    pub fn usable_until(&self) -> Option<Instant> {
+        match &self.slots {
+            Slots::Single(slot) => slot
+                .current
+                .load()
+                .as_ref()
+                .map(|t| t.schedule.usable_until),
+            Slots::PerSubject(_) => None,
+        }
     }
 
     /// Whether each caller's bearer is exchanged (so a subject is needed per request).
@@ -247,7 +283,7 @@ impl TokenSource {
         let issued = match result {
             Ok(issued) => issued,
             Err(error) => {
-                self.stats.requests_failed.fetch_add(1, Ordering::Relaxed);
+                self.stats.record(false);
                 return Err(error);
             }
         };
@@ -256,10 +292,10 @@ impl TokenSource {
             issued.access_token.expose()
         )))
         .map_err(|_| {
-            self.stats.requests_failed.fetch_add(1, Ordering::Relaxed);
+            self.stats.record(false);
             TokenError::InvalidResponse { status: 200 }
         })?;
-        self.stats.requests_ok.fetch_add(1, Ordering::Relaxed);
+        self.stats.record(true);
         let schedule = schedule(
             Instant::now(),
             issued.lifetime,

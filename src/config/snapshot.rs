@@ -14,6 +14,7 @@ use http::{HeaderName, HeaderValue};
 
 use crate::auth::Credentials;
 use crate::caller::Callers;
+use crate::metrics::SourceMetrics;
 
 /// One loaded `sources.yaml`.
 #[derive(Debug)]
@@ -81,6 +82,8 @@ pub struct Source {
     pub credentials: Credentials,
     /// The `headers:` map, values marked sensitive.
     pub extra_headers: Vec<(HeaderName, HeaderValue)>,
+    /// Request counters, handed on to the source of the same id by a reload.
+    pub metrics: Arc<SourceMetrics>,
 }
 
 /// An upstream base URL split into the parts a forwarded URI is built from.

@@ -244,6 +244,10 @@ impl Checker<'_, '_> {
             auth_type: auth_type?,
             credentials: credentials?,
             extra_headers,
+            metrics: self
+                .previous
+                .and_then(|snapshot| snapshot.source(id))
+                .map_or_else(Default::default, |previous| Arc::clone(&previous.metrics)),
         })
     }
 

@@ -26,6 +26,7 @@ use crate::auth::subject::Subject;
 use crate::auth::token_cache::TokenSource;
 use crate::auth::{self, TokenOutcome};
 use crate::config::{AuthType, Snapshot, Source};
+use crate::metrics::{ProxyMetrics, UpstreamErrorKind};
 use crate::store::Store;
 use crate::telemetry::{self, AccessRecord};
 use body::OutboundBody;
@@ -91,6 +92,7 @@ pub struct Proxy {
     store: Arc<Store>,
     client: UpstreamClient,
     tokens: TokenClient,
+    metrics: Arc<ProxyMetrics>,
 }
 
 /// What one exchange learned along the way, for the access log.
@@ -113,7 +115,13 @@ impl Proxy {
             store,
             client,
             tokens,
+            metrics: Arc::default(),
         }
+    }
+
+    /// The proxy's counters, for the admin listener.
+    pub fn metrics(&self) -> Arc<ProxyMetrics> {
+        Arc::clone(&self.metrics)
     }
 
     /// Handles one request that arrived on a connection accepted at `local_addr`.
@@ -133,13 +141,22 @@ impl Proxy {
             Ok(response) => (response.map(Either::Left), None),
             Err(error) => (error.to_response().map(Either::Right), Some(error)),
         };
+        let total = started.elapsed();
+        self.metrics.duration.observe(total);
+        match &exchange.source {
+            Some(source) => source.metrics.requests.count(response.status()),
+            None => self.metrics.unrouted.count(response.status()),
+        }
+        if let Some(kind) = error.as_ref().and_then(UpstreamErrorKind::of) {
+            self.metrics.upstream_error(kind);
+        }
         telemetry::access_log(&AccessRecord {
             caller: exchange.caller.as_deref(),
             source: exchange.source.as_deref(),
             method: &method,
             path: uri.path(),
             status: response.status(),
-            total: started.elapsed(),
+            total,
             upstream: exchange.upstream_elapsed,
             token: exchange.token.unwrap_or(TokenOutcome::None),
             error: error.as_ref(),
