@@ -3,7 +3,6 @@
 
 use std::fmt::Write as _;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
@@ -16,7 +15,7 @@ use hyper::body::Incoming;
 use crate::caller::Access;
 use crate::metrics::Exporter;
 use crate::proxy::error::problem_response;
-use crate::server::Handler;
+use crate::server::{Connection, Handler};
 use crate::store::Store;
 
 /// Serves `/healthz` (the process answers), `/readyz` (a config is loaded and the
@@ -136,7 +135,7 @@ impl Handler for Admin {
     fn handle(
         &self,
         request: Request<Incoming>,
-        _local_addr: SocketAddr,
+        _connection: &Connection,
     ) -> impl Future<Output = Response<Self::Body>> + Send {
         std::future::ready(self.respond(&request))
     }

@@ -96,6 +96,13 @@ pub struct ServeArgs {
     /// Lifetime assumed for an OAuth2 token whose response has no expires_in.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "5m")]
     pub token_default_lifetime: Duration,
+    /// Time a client gets to send request headers, also the idle limit of a kept-alive
+    /// HTTP/1 connection.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+    pub header_read_timeout: Duration,
+    /// Open client connections at most, per listener.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_connections: usize,
     /// How long in-flight requests may finish after SIGTERM/SIGINT.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "25s")]
     pub shutdown_grace: Duration,
@@ -345,6 +352,8 @@ async fn run_servers(args: ServeArgs, snapshot: config::Snapshot, keys: MasterKe
 
     let settings = ServerSettings {
         shutdown_grace: args.shutdown_grace,
+        header_read_timeout: args.header_read_timeout,
+        max_connections: args.max_connections,
         ..ServerSettings::default()
     };
     let token_settings = TokenClientSettings {

@@ -1,9 +1,11 @@
-//! Listeners and connections: HTTP/1.1 and h2c on one port, header-read timeouts, and a
-//! graceful shutdown that stops accepting and lets in-flight requests finish.
+//! Listeners and connections: HTTP/1.1 and h2c on one port, limits that keep slow or
+//! numerous clients from holding the proxy, and a graceful shutdown that stops accepting
+//! and lets in-flight requests finish.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,13 +16,23 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+
+use crate::proxy::framing::Guarded;
 
 /// Connection-level settings shared by the proxy and admin listeners.
 #[derive(Debug, Clone, Copy)]
 pub struct ServerSettings {
-    /// Time a client gets to send a request's headers (HTTP/1) before it is dropped.
+    /// Time a client gets to send a request's headers (HTTP/1), including the wait for
+    /// the next request on a kept-alive connection: the bound on slow or idle clients.
     pub header_read_timeout: Duration,
+    /// Open connections at most; further clients wait in the listen backlog.
+    pub max_connections: usize,
+    /// Largest request head (HTTP/1) or header list (HTTP/2) accepted (→ 431).
+    pub max_header_bytes: usize,
+    /// Concurrent streams per HTTP/2 connection.
+    pub max_h2_streams: u32,
     /// How long in-flight requests may run on after shutdown begins.
     pub shutdown_grace: Duration,
 }
@@ -28,9 +40,27 @@ pub struct ServerSettings {
 impl Default for ServerSettings {
     fn default() -> Self {
         Self {
-            header_read_timeout: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            max_header_bytes: 64 * 1024,
+            max_h2_streams: 256,
             shutdown_grace: Duration::from_secs(25),
         }
+    }
+}
+
+/// What a handler knows of the connection a request came on.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    pub local_addr: SocketAddr,
+    framing_conflict: Arc<AtomicBool>,
+}
+
+impl Connection {
+    /// Whether a request head on this connection carried both `Content-Length` and
+    /// `Transfer-Encoding` (see [`crate::proxy::framing`]).
+    pub fn framing_conflict(&self) -> bool {
+        self.framing_conflict.load(Ordering::Acquire)
     }
 }
 
@@ -43,7 +73,7 @@ pub trait Handler: Send + Sync + 'static {
     fn handle(
         &self,
         request: Request<Incoming>,
-        local_addr: SocketAddr,
+        connection: &Connection,
     ) -> impl Future<Output = Response<Self::Body>> + Send;
 }
 
@@ -55,15 +85,19 @@ pub async fn serve<H: Handler>(
     settings: ServerSettings,
     shutdown: CancellationToken,
 ) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(settings.header_read_timeout);
-    builder.http2().timer(TokioTimer::new());
+    let builder = builder(&settings);
     let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(settings.max_connections));
 
     loop {
+        // A free connection slot first: at the limit, new clients wait in the backlog.
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            () = shutdown.cancelled() => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -76,15 +110,19 @@ pub async fn serve<H: Handler>(
             },
             () = shutdown.cancelled() => break,
         };
-        let local_addr = match stream.local_addr() {
-            Ok(addr) => addr,
-            Err(_) => continue,
+        let Ok(local_addr) = stream.local_addr() else {
+            continue;
         };
         let _ = stream.set_nodelay(true);
+        let (stream, framing_conflict) = Guarded::new(stream);
+        let connection = Connection {
+            local_addr,
+            framing_conflict,
+        };
         let handler = Arc::clone(&handler);
         let service = hyper::service::service_fn(move |request| {
-            let handler = Arc::clone(&handler);
-            async move { Ok::<_, Infallible>(handler.handle(request, local_addr).await) }
+            let (handler, connection) = (Arc::clone(&handler), connection.clone());
+            async move { Ok::<_, Infallible>(handler.handle(request, &connection).await) }
         });
         let connection = builder
             .serve_connection(TokioIo::new(stream), service)
@@ -94,6 +132,7 @@ pub async fn serve<H: Handler>(
             if let Err(error) = connection.await {
                 tracing::debug!(%peer, error = %error, "Connection ended with an error");
             }
+            drop(slot);
         });
     }
 
@@ -106,14 +145,31 @@ pub async fn serve<H: Handler>(
     }
 }
 
+fn builder(settings: &ServerSettings) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_read_timeout)
+        .max_buf_size(settings.max_header_bytes.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(settings.max_h2_streams)
+        .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX))
+        .keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(20));
+    builder
+}
+
 impl Handler for crate::proxy::Proxy {
     type Body = crate::proxy::ProxyBody;
 
     fn handle(
         &self,
         request: Request<Incoming>,
-        local_addr: SocketAddr,
+        connection: &Connection,
     ) -> impl Future<Output = Response<Self::Body>> + Send {
-        crate::proxy::Proxy::handle(self, request, local_addr)
+        crate::proxy::Proxy::handle(self, request, connection.clone())
     }
 }

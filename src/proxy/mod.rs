@@ -4,6 +4,7 @@
 pub mod body;
 pub mod client;
 pub mod error;
+pub mod framing;
 pub mod headers;
 pub mod route;
 
@@ -27,6 +28,7 @@ use crate::auth::token_cache::TokenSource;
 use crate::auth::{self, TokenOutcome};
 use crate::config::{AuthType, Snapshot, Source};
 use crate::metrics::{ProxyMetrics, UpstreamErrorKind};
+use crate::server::Connection;
 use crate::store::Store;
 use crate::telemetry::{self, AccessRecord};
 use body::OutboundBody;
@@ -124,18 +126,26 @@ impl Proxy {
         Arc::clone(&self.metrics)
     }
 
-    /// Handles one request that arrived on a connection accepted at `local_addr`.
+    /// Handles one request that arrived on `connection`.
     pub async fn handle(
         &self,
         request: Request<Incoming>,
-        local_addr: SocketAddr,
+        connection: Connection,
     ) -> Response<ProxyBody> {
         let started = Instant::now();
         let method = request.method().clone();
         let uri = request.uri().clone();
         let mut exchange = Exchange::default();
 
-        let result = self.forward(request, local_addr, &mut exchange).await;
+        let result = if connection.framing_conflict() {
+            // Never forwarded: the upstream could frame this body differently.
+            Err(ProxyError::BadRequest(
+                "Content-Length and Transfer-Encoding must not both be sent",
+            ))
+        } else {
+            self.forward(request, connection.local_addr, &mut exchange)
+                .await
+        };
 
         let (response, error) = match result {
             Ok(response) => (response.map(Either::Left), None),

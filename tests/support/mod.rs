@@ -28,6 +28,7 @@ pub struct Options {
     pub tokens: TokenClientSettings,
     /// Trust exactly these roots for https upstreams (the public roots if `None`).
     pub roots: Option<rustls::RootCertStore>,
+    pub server: ServerSettings,
 }
 
 /// The proxy server running inside the test's runtime.
@@ -80,6 +81,7 @@ impl InProcessProxy {
             client: settings,
             tokens,
             roots,
+            server: server_settings,
         } = options;
         let store = Arc::new(Store::new(snapshot));
         let client = match roots {
@@ -93,7 +95,7 @@ impl InProcessProxy {
         tokio::spawn(server::serve(
             listener,
             Arc::new(Proxy::new(Arc::clone(&store), client, tokens)),
-            ServerSettings::default(),
+            server_settings,
             shutdown.clone(),
         ));
         Self {
