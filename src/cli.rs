@@ -17,7 +17,7 @@ use crate::config::{self, LoadOptions};
 use crate::metrics::Exporter;
 use crate::proxy::{ClientSettings, Proxy, UpstreamClient};
 use crate::secret::{MasterKey, MasterKeys};
-use crate::server::{self, ServerSettings};
+use crate::server::{self, ListenerTls, ServerSettings};
 use crate::store::Store;
 use crate::telemetry::{self, LogFormat};
 use crate::watch::{self, Reloader, Trigger};
@@ -96,6 +96,12 @@ pub struct ServeArgs {
     /// Lifetime assumed for an OAuth2 token whose response has no expires_in.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "5m")]
     pub token_default_lifetime: Duration,
+    /// Serve the proxy listener over TLS with this PEM certificate chain (re-read on SIGHUP).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Time a client gets to send request headers, also the idle limit of a kept-alive
     /// HTTP/1 connection.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
@@ -341,6 +347,16 @@ async fn run_servers(args: ServeArgs, snapshot: config::Snapshot, keys: MasterKe
             return ExitCode::FAILURE;
         }
     };
+    let listener_tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => match ListenerTls::from_files(cert, key) {
+            Ok(tls) => Some(Arc::new(tls)),
+            Err(error) => {
+                tracing::error!(%error, "Cannot start: bad TLS certificate or key");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => None,
+    };
     let proxy_listener = match bind(args.listen, "proxy").await {
         Some(listener) => listener,
         None => return ExitCode::FAILURE,
@@ -368,15 +384,28 @@ async fn run_servers(args: ServeArgs, snapshot: config::Snapshot, keys: MasterKe
         proxy,
         settings,
         shutdown.clone(),
+        listener_tls.clone(),
     ));
     let admin = tokio::spawn(server::serve(
         admin_listener,
         Arc::new(Admin::new(store, exporter)),
         settings,
         shutdown.clone(),
+        None,
     ));
 
-    if let Err(error) = wait_for_stop_signal(|| reload.trigger(Trigger::Signal)).await {
+    let on_hangup = || {
+        reload.trigger(Trigger::Signal);
+        if let Some(tls) = &listener_tls {
+            match tls.reload() {
+                Ok(()) => tracing::info!("TLS certificate reloaded"),
+                Err(error) => {
+                    tracing::error!(%error, "TLS certificate reload failed; keeping the current one")
+                }
+            }
+        }
+    };
+    if let Err(error) = wait_for_stop_signal(on_hangup).await {
         tracing::error!(%error, "Cannot listen for signals");
         return ExitCode::FAILURE;
     }

@@ -101,6 +101,14 @@ impl<'a> Resolver<'a> {
         }
     }
 
+    /// `path` resolved against the config's directory, and recorded so that the watcher
+    /// watches it and the reload hash covers it.
+    pub fn watched_path(&mut self, path: &str) -> PathBuf {
+        let path = self.base_dir.join(path);
+        self.files.push(path.clone());
+        path
+    }
+
     /// The secret a reference stands for, or why not (never containing the value).
     pub fn resolve(&mut self, reference: &SecretRef) -> Result<Secret, String> {
         match reference {

@@ -15,6 +15,7 @@ use http::{HeaderName, HeaderValue};
 use crate::auth::Credentials;
 use crate::caller::Callers;
 use crate::metrics::SourceMetrics;
+use crate::proxy::client::UpstreamTls;
 
 /// One loaded `sources.yaml`.
 #[derive(Debug)]
@@ -84,6 +85,8 @@ pub struct Source {
     pub extra_headers: Vec<(HeaderName, HeaderValue)>,
     /// Request counters, handed on to the source of the same id by a reload.
     pub metrics: Arc<SourceMetrics>,
+    /// Its own CA or client certificate, when it has `tls_*` fields.
+    pub tls: Option<Arc<UpstreamTls>>,
 }
 
 /// An upstream base URL split into the parts a forwarded URI is built from.

@@ -19,6 +19,7 @@ use crate::auth::oauth2::{ClientAuth, ExchangeSettings, OAuthSettings, ACCESS_TO
 use crate::auth::token_cache::TokenSource;
 use crate::auth::{Credentials, StaticCredentialError};
 use crate::caller::{parse_sha256_hex, Access, Caller, Callers};
+use crate::proxy::client::UpstreamTls;
 use crate::proxy::headers::is_hop_by_hop;
 use crate::secret::Secret;
 
@@ -215,13 +216,7 @@ impl Checker<'_, '_> {
         };
 
         for field in present_fields(&raw) {
-            if field.starts_with("tls_") {
-                self.report(
-                    &path,
-                    Some(field),
-                    "per-source TLS settings are not available in this release",
-                );
-            } else if let Some(auth_type) = auth_type {
+            if let Some(auth_type) = auth_type {
                 if !applies_to(field, auth_type) {
                     self.report(
                         &path,
@@ -244,6 +239,7 @@ impl Checker<'_, '_> {
             auth_type: auth_type?,
             credentials: credentials?,
             extra_headers,
+            tls: self.upstream_tls(&path, &raw)?,
             metrics: self
                 .previous
                 .and_then(|snapshot| snapshot.source(id))
@@ -335,6 +331,61 @@ impl Checker<'_, '_> {
             Ok(credentials) => Some(credentials),
             Err(why) => {
                 self.report(path, Some(field), why.to_string());
+                None
+            }
+        }
+    }
+
+    /// The source's own TLS client settings, read (and recorded for watching) now. A
+    /// reload that finds the same file contents keeps the previous client and its pool.
+    fn upstream_tls(
+        &mut self,
+        path: &[&str],
+        raw: &FileSource,
+    ) -> Option<Option<Arc<UpstreamTls>>> {
+        let ca = raw
+            .tls_ca_file
+            .as_deref()
+            .map(|p| self.resolver.watched_path(p));
+        let client = match (&raw.tls_client_cert_file, &raw.tls_client_key_file) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some((
+                self.resolver.watched_path(cert),
+                self.resolver.watched_path(key),
+            )),
+            (Some(_), None) => {
+                self.report(
+                    path,
+                    Some("tls_client_key_file"),
+                    "missing; a client certificate needs its key",
+                );
+                return None;
+            }
+            (None, Some(_)) => {
+                self.report(
+                    path,
+                    Some("tls_client_cert_file"),
+                    "missing; a client key needs its certificate",
+                );
+                return None;
+            }
+        };
+        if ca.is_none() && client.is_none() {
+            return Some(None);
+        }
+        let client_paths = client.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+        match UpstreamTls::from_files(ca.as_deref(), client_paths) {
+            Ok(tls) => {
+                let previous = self
+                    .previous
+                    .and_then(|snapshot| snapshot.source(path[1]))
+                    .and_then(|source| source.tls.as_ref())
+                    .filter(|previous| previous.fingerprint == tls.fingerprint);
+                Some(Some(previous.map_or_else(|| Arc::new(tls), Arc::clone)))
+            }
+            Err(error) => {
+                let field = error.input.field();
+                self.report(path, Some(field), error.to_string());
                 None
             }
         }

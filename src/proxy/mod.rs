@@ -259,7 +259,11 @@ impl Proxy {
         exchange: &mut Exchange,
     ) -> Result<Response<Incoming>, ProxyError> {
         let sent = Instant::now();
-        let result = self.client.send(request).await;
+        let tls = exchange
+            .source
+            .as_ref()
+            .and_then(|source| source.tls.as_deref());
+        let result = self.client.send(request, tls).await;
         *exchange.upstream_elapsed.get_or_insert(Duration::ZERO) += sent.elapsed();
         let mut response = result?;
         headers::clean_response(response.headers_mut());

@@ -97,6 +97,7 @@ impl InProcessProxy {
             Arc::new(Proxy::new(Arc::clone(&store), client, tokens)),
             server_settings,
             shutdown.clone(),
+            None,
         ));
         Self {
             addr,

@@ -17,9 +17,14 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 
 use crate::proxy::framing::Guarded;
+
+pub mod tls;
+
+pub use tls::ListenerTls;
 
 /// Connection-level settings shared by the proxy and admin listeners.
 #[derive(Debug, Clone, Copy)]
@@ -78,14 +83,16 @@ pub trait Handler: Send + Sync + 'static {
 }
 
 /// Accepts connections on `listener` until `shutdown` is cancelled, then waits up to the
-/// grace period for open connections to finish their requests.
+/// grace period for open connections to finish their requests. With `tls`, each
+/// connection first completes a TLS handshake (bounded by the header-read timeout).
 pub async fn serve<H: Handler>(
     listener: TcpListener,
     handler: Arc<H>,
     settings: ServerSettings,
     shutdown: CancellationToken,
+    tls: Option<Arc<ListenerTls>>,
 ) {
-    let builder = builder(&settings);
+    let builder = Arc::new(builder(&settings));
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(settings.max_connections));
 
@@ -114,22 +121,42 @@ pub async fn serve<H: Handler>(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let (stream, framing_conflict) = Guarded::new(stream);
-        let connection = Connection {
-            local_addr,
-            framing_conflict,
-        };
-        let handler = Arc::clone(&handler);
-        let service = hyper::service::service_fn(move |request| {
-            let (handler, connection) = (Arc::clone(&handler), connection.clone());
-            async move { Ok::<_, Infallible>(handler.handle(request, &connection).await) }
-        });
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let (handler, builder, tls, watcher) = (
+            Arc::clone(&handler),
+            Arc::clone(&builder),
+            tls.clone(),
+            graceful.watcher(),
+        );
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            let stream = match tls {
+                None => Either::Left(stream),
+                Some(tls) => {
+                    let handshake = tokio::time::timeout(
+                        settings.header_read_timeout,
+                        tls.acceptor().accept(stream),
+                    );
+                    match handshake.await {
+                        Ok(Ok(stream)) => Either::Right(stream),
+                        Ok(Err(error)) => {
+                            return tracing::debug!(%peer, %error, "TLS handshake failed")
+                        }
+                        Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+            };
+            let (stream, framing_conflict) = Guarded::new(stream);
+            let connection = Connection {
+                local_addr,
+                framing_conflict,
+            };
+            let service = hyper::service::service_fn(move |request| {
+                let (handler, connection) = (Arc::clone(&handler), connection.clone());
+                async move { Ok::<_, Infallible>(handler.handle(request, &connection).await) }
+            });
+            let connection = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .into_owned();
+            if let Err(error) = watcher.watch(connection).await {
                 tracing::debug!(%peer, error = %error, "Connection ended with an error");
             }
             drop(slot);
