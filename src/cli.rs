@@ -40,7 +40,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the proxy (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Validate a sources.yaml and list its sources; exits non-zero on any problem.
     Check(ConfigArgs),
     /// Encrypt a secret read from stdin into an `{ encrypted: "v1:…" }` value.
@@ -125,7 +125,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Some(Command::Check(args)) => check(&args),
         Some(Command::Encrypt(args)) => encrypt(&args),
         Some(Command::HashToken) => hash_token(),
-        Some(Command::Serve(args)) => serve(args),
+        Some(Command::Serve(args)) => serve(*args),
         None => serve(cli.serve),
     }
 }
