@@ -77,27 +77,21 @@ impl fmt::Display for ConfigError {
 }
 
 /// serde's messages quote the scalar they choked on (`invalid type: string "hunter2",
-/// expected a map`). Replace every quoted string with `"[redacted]"`; key names, which
-/// serde quotes with backticks, stay readable.
+/// expected a map`). Everything from the first `"` to the last is replaced by
+/// `"[redacted]"`: pairing quotes one by one would desync when a quoted key or id itself
+/// holds a `"` (found by fuzzing). Key names, which serde quotes with backticks, stay.
 pub fn redact_serde_message(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    let mut rest = message;
-    while let Some(start) = rest.find('"') {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 1..];
-        match after.find('"') {
-            Some(end) => {
-                out.push_str("\"[redacted]\"");
-                rest = &after[end + 1..];
-            }
-            None => {
-                out.push_str("\"[redacted]");
-                rest = "";
-            }
+    match (message.find('"'), message.rfind('"')) {
+        (Some(first), Some(last)) if first < last => {
+            format!(
+                "{}\"[redacted]\"{}",
+                &message[..first],
+                &message[last + 1..]
+            )
         }
+        (Some(first), _) => format!("{}\"[redacted]", &message[..first]),
+        _ => message.to_owned(),
     }
-    out.push_str(rest);
-    out
 }
 
 /// Turns a serde_yaml error into a problem: its path (`sources.github.upstream`) becomes
@@ -146,6 +140,10 @@ mod tests {
             "unknown field `bogus`, expected `upstream`"
         );
         assert_eq!(redact_serde_message(r#"odd "open"#), r#"odd "[redacted]"#);
+        assert_eq!(
+            redact_serde_message(r#"a "x"hunter2"y" b"#),
+            r#"a "[redacted]" b"#
+        );
     }
 
     #[test]

@@ -367,3 +367,17 @@ fn unreadable_and_non_utf8_files() {
     .expect_err("not utf-8");
     assert!(error.to_string().contains("is not UTF-8"), "{error}");
 }
+
+/// Inputs the config fuzzers found, where a `"` inside a quoted id made the old
+/// quote-pairing redaction print the secret.
+#[test]
+fn fuzz_found_quote_desync_does_not_leak() {
+    for input in [
+        &b"sources:\n  open:\n    upstream: http://127.0.0.1:9/\n  ! auth/api.s \"_token: hunter2-fuzz\n"[..],
+        &b"sources:\n  s:\n    upstream: https://api.example.com\n    auth_type: none\n    headers:\n      \n  h2_\"hun\"\"client_secbearet a: hunter2-fuzz\n"[..],
+    ] {
+        if let Err(error) = load_bytes(Path::new("fuzz.yaml"), input, LoadOptions::default()) {
+            assert!(!error.to_string().contains("hunter2"), "{error}");
+        }
+    }
+}
