@@ -6,7 +6,8 @@
 # SECONDS per target defaults to $FUZZ_SECONDS, else 60. TARGETs default to all of them.
 # Seeds from fuzz/seeds/<target>/ are copied into fuzz/corpus/<target>/ (gitignored), which
 # keeps growing across runs. Crashes land in fuzz/artifacts/<target>/; full logs in
-# fuzz/target/logs/. Exits 1 if any target found something.
+# fuzz/target/logs/. Exits 1 if any target found something. $FUZZ_ARGS is passed on to
+# libFuzzer (e.g. FUZZ_ARGS="-fork=2 -ignore_crashes=1").
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -59,7 +60,7 @@ for target in "${targets[@]}"; do
   # The binary `cargo fuzz build` made, run directly: `cargo fuzz run` would rebuild
   # (and count the build in the time) whenever src/ changed since.
   "$bin_dir/$target" -artifact_prefix="artifacts/$target/" \
-    -max_total_time="$seconds" -timeout=10 -print_final_stats=1 "${dict[@]}" "$corpus" \
+    -max_total_time="$seconds" -timeout=10 -print_final_stats=1 "${dict[@]}" ${FUZZ_ARGS:-} "$corpus" \
     </dev/null >"$log" 2>&1 || rc=$?
   elapsed=$(( $(date +%s) - start ))
   runs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || true)
@@ -70,7 +71,8 @@ for target in "${targets[@]}"; do
   after=$(ls "artifacts/$target" | wc -l)
   if [ "$rc" -ne 0 ] || [ "$after" -gt "$before" ]; then
     status=1
-    reason=$(grep -m1 -E "panicked at|ERROR: (libFuzzer|AddressSanitizer)" "$log" || echo "exit $rc")
+    reason=$(grep -m1 -A1 "panicked at" "$log" | tail -n 1 || true)
+    [ -n "$reason" ] || reason=$(grep -m1 -E "ERROR: (libFuzzer|AddressSanitizer)" "$log" || echo "exit $rc")
     echo "$target: FOUND after ${runs:-?} runs in ${elapsed}s: ${artifact:-no artifact} ($reason; log $log)"
   else
     echo "$target: ok, ${runs:-?} runs in ${elapsed}s, corpus $(ls "$corpus" | wc -l) inputs, no crash"

@@ -128,7 +128,10 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(format!("/{raw_id}{}", t.rest), path);
     assert!(!raw_id.contains('/'), "id {raw_id:?} of {path:?}");
     assert_eq!(
-        percent_decode(raw_id.as_bytes()).decode_utf8().ok().as_deref(),
+        percent_decode(raw_id.as_bytes())
+            .decode_utf8()
+            .ok()
+            .as_deref(),
         Some(t.source_id.as_ref())
     );
     assert_eq!(t.query, uri.query());
@@ -162,12 +165,17 @@ fuzz_target!(|data: &[u8]| {
     } else {
         assert_eq!(fpath, expected_path);
     }
-    assert!(!has_dot_segment(fpath), "forwarded a dot segment: {forwarded}");
+    assert!(
+        !has_dot_segment(fpath),
+        "forwarded a dot segment: {forwarded}"
+    );
 
     match credential {
         None => assert_eq!(forwarded.query(), t.query, "{forwarded}"),
         Some(_) => {
-            let query = forwarded.query().expect("a query credential writes a query");
+            let query = forwarded
+                .query()
+                .expect("a query credential writes a query");
             let keys: Vec<String> = form_urlencoded::parse(query.as_bytes())
                 .filter(|(name, _)| name == KEY_NAME)
                 .map(|(_, value)| value.into_owned())

@@ -80,10 +80,7 @@ impl<'de> DeserializeSeed<'de> for Node<'_> {
 impl Node<'_> {
     fn text(self, v: &str) -> Option<String> {
         if v.contains(MARKER) {
-            let echoed = self
-                .parent
-                .as_deref()
-                .is_some_and(|p| ECHOED.contains(&p));
+            let echoed = self.parent.as_deref().is_some_and(|p| ECHOED.contains(&p));
             if self.in_key || echoed {
                 self.scan.marker_outside_secrets = true;
             }
@@ -207,10 +204,13 @@ pub fn load_and_check(bytes: &[u8]) -> bool {
         }
         Err(error) => {
             let text = error.to_string();
-            assert!(!error.problems.is_empty(), "an error with no problem: {text}");
+            assert!(
+                !error.problems.is_empty(),
+                "an error with no problem: {text}"
+            );
             let marker_in_secret_only = scan.is_some_and(|s| !s.marker_outside_secrets);
             let input = String::from_utf8_lossy(bytes);
-            if marker_in_secret_only && input.contains(MARKER) {
+            if marker_in_secret_only && input.contains(MARKER) && !known_quote_desync(&text) {
                 assert!(
                     !text.contains(MARKER),
                     "the error quotes the secret marker:\n{text}\n--- input:\n{input}"
@@ -219,4 +219,21 @@ pub fn load_and_check(bytes: &[u8]) -> bool {
         }
     }
     true
+}
+
+/// The known redaction bug (`redact_serde_message` pairs `"` naively, so a `"` inside the
+/// quoted value or in a key of the error's path leaves the value between two redactions
+/// in clear): with `FUZZ_IGNORE_QUOTE_DESYNC=1` set, leaks with that signature (every
+/// occurrence of the marker preceded on its line by `"[redacted]"`) are not reported, so
+/// the config targets can keep looking for other problems until it is fixed.
+fn known_quote_desync(text: &str) -> bool {
+    if std::env::var_os("FUZZ_IGNORE_QUOTE_DESYNC").is_none() {
+        return false;
+    }
+    text.lines()
+        .filter(|line| line.contains(MARKER))
+        .all(|line| {
+            line.match_indices(MARKER)
+                .all(|(at, _)| line[..at].contains("\"[redacted]\""))
+        })
 }
