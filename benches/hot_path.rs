@@ -1,24 +1,77 @@
-//! The per-request work before the upstream call: route, clean, inject, build the URI,
-//! on a prebuilt snapshot, per auth type. `cargo bench --bench hot_path`.
+//! The per-request work before the upstream call, on a prebuilt snapshot: caller check,
+//! route, clean, inject (and for `oauth2`, the cached-token lookup), per auth type.
+//! `cargo bench --bench hot_path`.
+//!
+//! Before timing, it prints the heap allocations each variant makes per request, counted
+//! by a wrapping global allocator: the number the hot path is driven towards zero on.
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::convert::Infallible;
+use std::future::Future;
 use std::hint::black_box;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
+use bytes::Bytes;
+use credproxy::auth::oauth2::{TokenClient, TokenClientSettings};
 use credproxy::config::load_bytes;
-use credproxy::proxy;
+use credproxy::proxy::{self, ClientSettings, UpstreamClient};
 use credproxy::store::Store;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use http::Request;
+use http::{HeaderValue, Request, Response};
+use http_body_util::Full;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 
-const SOURCES: &str = r#"
+/// Counts allocations (and reallocations) made through the global allocator.
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// The caller's token in the `callers` variants, and its SHA-256.
+const CALLER_TOKEN: &str = "bench-caller-token";
+
+fn sources_yaml(token_url: &str, with_callers: bool) -> String {
+    let mut yaml = format!(
+        r#"
 sources:
-  open: { upstream: "http://127.0.0.1:9/v1", auth_type: none }
-  basic: { upstream: "http://127.0.0.1:9/v1", auth_type: http_basic, basic_username: user, basic_password: pass }
-  header-key: { upstream: "http://127.0.0.1:9/v1", auth_type: api_key, api_key_name: X-API-Key, api_key_value: k }
-  query-key: { upstream: "http://127.0.0.1:9/v1", auth_type: api_key, api_key_name: key, api_key_value: k, api_key_in: query }
-  bearer: { upstream: "http://127.0.0.1:9/v1", auth_type: bearer, bearer_token: t }
-"#;
+  open: {{ upstream: "http://127.0.0.1:9/v1", auth_type: none }}
+  basic: {{ upstream: "http://127.0.0.1:9/v1", auth_type: http_basic, basic_username: user, basic_password: pass }}
+  header-key: {{ upstream: "http://127.0.0.1:9/v1", auth_type: api_key, api_key_name: X-API-Key, api_key_value: k }}
+  query-key: {{ upstream: "http://127.0.0.1:9/v1", auth_type: api_key, api_key_name: key, api_key_value: k, api_key_in: query }}
+  bearer: {{ upstream: "http://127.0.0.1:9/v1", auth_type: bearer, bearer_token: t }}
+  oauth2: {{ upstream: "http://127.0.0.1:9/v1", auth_type: oauth2, oauth2_token_url: "{token_url}", oauth2_client_id: c, oauth2_client_secret: s }}
+"#
+    );
+    if with_callers {
+        yaml.push_str(&format!(
+            "callers:\n  other: {{ token_sha256: {}, sources: [open] }}\n  bench: {{ token_sha256: {}, sources: [\"*\"] }}\n",
+            credproxy::caller::token_sha256_hex("someone-else"),
+            credproxy::caller::token_sha256_hex(CALLER_TOKEN),
+        ));
+    }
+    yaml
+}
 
 fn request(id: &str) -> Request<()> {
     Request::get(format!(
@@ -28,33 +81,154 @@ fn request(id: &str) -> Request<()> {
     .header("user-agent", "bench/1.0")
     .header("accept", "application/json")
     .header("authorization", "Bearer caller")
+    .header(
+        "proxy-authorization",
+        HeaderValue::from_static("Bearer bench-caller-token"),
+    )
     .body(())
     .expect("request")
 }
 
+/// A token endpoint answering every request with the same long-lived token.
+fn start_token_endpoint(runtime: &tokio::runtime::Runtime) -> String {
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    runtime.spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let service = hyper::service::service_fn(|_request| async {
+                Ok::<_, Infallible>(
+                    Response::builder()
+                        .header("content-type", "application/json")
+                        .body(Full::new(Bytes::from_static(
+                            br#"{"access_token":"bench-token","token_type":"Bearer","expires_in":86400}"#,
+                        )))
+                        .expect("response"),
+                )
+            });
+            tokio::spawn(
+                hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .into_owned(),
+            );
+        }
+    });
+    format!("http://{addr}/token")
+}
+
+/// Polls a future that must be ready at once (a cache hit never waits).
+fn ready<F: Future>(future: F) -> F::Output {
+    match pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("the hot path waited"),
+    }
+}
+
+struct Bench {
+    store: Store,
+    tokens: TokenClient,
+    local: SocketAddr,
+}
+
+impl Bench {
+    /// The hot path for one request: what `Proxy::forward` does before the upstream call.
+    fn run(&self, request: Request<()>) -> Request<()> {
+        let (_, routed) =
+            proxy::route_request(&self.store.load(), &request, self.local).expect("routes");
+        let (mut parts, body) = request.into_parts();
+        let subject = proxy::clean_and_inject(&routed.source, &mut parts).expect("injects");
+        if let Some(tokens) = routed.source.credentials.token_source() {
+            let token = ready(tokens.token(&self.tokens, subject.as_ref())).expect("token");
+            parts
+                .headers
+                .insert(http::header::AUTHORIZATION, token.header);
+        }
+        parts.uri = routed.uri;
+        Request::from_parts(parts, body)
+    }
+}
+
+const VARIANTS: [(&str, bool); 7] = [
+    ("open", false),
+    ("basic", false),
+    ("header-key", false),
+    ("query-key", false),
+    ("bearer", false),
+    ("oauth2", false),
+    ("basic", true),
+];
+
+fn name(id: &str, with_callers: bool) -> String {
+    if with_callers {
+        format!("{id}+callers")
+    } else {
+        id.to_owned()
+    }
+}
+
 fn hot_path(c: &mut Criterion) {
-    let store = Store::new(
-        load_bytes(
-            Path::new("bench.yaml"),
-            SOURCES.as_bytes(),
-            Default::default(),
-        )
-        .expect("config"),
-    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let token_url = start_token_endpoint(&runtime);
+    let client = UpstreamClient::new(ClientSettings::default()).expect("client");
+    let tokens = TokenClient::new(client.http().clone(), TokenClientSettings::default());
     let local: SocketAddr = "127.0.0.1:8080".parse().expect("addr");
+    let bench = |with_callers| {
+        let yaml = sources_yaml(&token_url, with_callers);
+        let snapshot = load_bytes(Path::new("bench.yaml"), yaml.as_bytes(), Default::default())
+            .expect("config");
+        Arc::new(Bench {
+            store: Store::new(snapshot),
+            tokens: tokens.clone(),
+            local,
+        })
+    };
+    let (plain, with_callers) = (bench(false), bench(true));
+    // Fetch the OAuth2 token once, so that the measured path is the cached one.
+    let _guard = runtime.enter();
+    for bench in [&plain, &with_callers] {
+        let source = bench
+            .store
+            .load()
+            .source("oauth2")
+            .cloned()
+            .expect("oauth2");
+        let tokens = source.credentials.token_source().expect("token source");
+        runtime
+            .block_on(tokens.token(&bench.tokens, None))
+            .expect("first token");
+    }
+
+    println!("heap allocations per request (route, clean, inject):");
+    for (id, callers) in VARIANTS {
+        let bench = if callers { &with_callers } else { &plain };
+        const N: u64 = 10_000;
+        let mut allocations = 0;
+        for _ in 0..N {
+            let request = request(id);
+            let before = ALLOCATIONS.load(Ordering::Relaxed);
+            let forwarded = bench.run(request);
+            allocations += ALLOCATIONS.load(Ordering::Relaxed) - before;
+            drop(forwarded);
+        }
+        println!(
+            "  {:<16} {:.2}",
+            name(id, callers),
+            allocations as f64 / N as f64
+        );
+    }
+
     let mut group = c.benchmark_group("hot_path");
-    for id in ["open", "basic", "header-key", "query-key", "bearer"] {
-        group.bench_function(id, |b| {
+    for (id, callers) in VARIANTS {
+        let bench = if callers { &with_callers } else { &plain };
+        group.bench_function(name(id, callers), |b| {
             b.iter_batched(
                 || request(id),
-                |request| {
-                    let (_, routed) =
-                        proxy::route_request(&store.load(), &request, local).expect("routes");
-                    let (mut parts, body) = request.into_parts();
-                    proxy::clean_and_inject(&routed.source, &mut parts).expect("injects");
-                    parts.uri = routed.uri;
-                    black_box(Request::from_parts(parts, body))
-                },
+                |request| black_box(bench.run(request)),
                 BatchSize::SmallInput,
             )
         });

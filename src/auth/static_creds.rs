@@ -107,6 +107,11 @@ impl QueryCredential {
         out.push_str(self.encoded_pair.expose());
     }
 
+    /// The length [`Self::write_query`] writes when it drops no parameter (an upper bound).
+    pub fn max_query_len(&self, query: Option<&str>) -> usize {
+        query.map_or(0, |query| query.len() + 1) + self.encoded_pair.expose().len()
+    }
+
     fn is_same_name(&self, pair: &str) -> bool {
         let raw_name = pair.split_once('=').map_or(pair, |(name, _)| name);
         if !raw_name.contains(['%', '+']) {
@@ -154,11 +159,22 @@ mod tests {
 
     fn rewritten(name: &str, key: &str, query: Option<&str>) -> String {
         let c = Credentials::api_key_query(name, &Secret::new(key)).expect("valid");
+        let credential = c.query().expect("query credential");
         let mut out = String::new();
-        c.query()
-            .expect("query credential")
-            .write_query(query, &mut out);
+        credential.write_query(query, &mut out);
+        assert!(out.len() <= credential.max_query_len(query), "{out}");
         out
+    }
+
+    #[test]
+    fn max_query_len_is_exact_when_no_parameter_is_dropped() {
+        let c = Credentials::api_key_query("api_key", &Secret::new("s3cr&t")).expect("valid");
+        let credential = c.query().expect("query credential");
+        for query in [None, Some("a=1"), Some("a=1&b=%2F")] {
+            let mut out = String::new();
+            credential.write_query(query, &mut out);
+            assert_eq!(out.len(), credential.max_query_len(query));
+        }
     }
 
     #[test]

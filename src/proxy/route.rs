@@ -101,8 +101,15 @@ pub fn upstream_uri(
     query: Option<&str>,
     query_credential: Option<&QueryCredential>,
 ) -> Result<Uri, ProxyError> {
-    let query_len = query.map_or(0, str::len);
-    let mut path = String::with_capacity(upstream.base_path.len() + rest.len() + query_len + 80);
+    // Sized exactly (in the usual cases), so that `Bytes::from` adopts the buffer as is
+    // instead of allocating a second block to share it: one allocation per request.
+    let path_len = (upstream.base_path.len() + rest.len()).max(1);
+    let query_len = match (query_credential, query) {
+        (Some(credential), _) => 1 + credential.max_query_len(query),
+        (None, Some(query)) => 1 + query.len(),
+        (None, None) => 0,
+    };
+    let mut path = String::with_capacity(path_len + query_len);
     path.push_str(&upstream.base_path);
     path.push_str(rest);
     if path.is_empty() {
