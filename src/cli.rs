@@ -112,6 +112,11 @@ pub struct ServeArgs {
     /// How long in-flight requests may finish after SIGTERM/SIGINT.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "25s")]
     pub shutdown_grace: Duration,
+    /// Threads serving requests; 0 = one per CPU this process may use (its affinity and
+    /// cgroup quota). With one, credproxy runs a single-threaded runtime, which costs
+    /// less per request than a one-worker pool.
+    #[arg(long, env = "CREDPROXY_WORKERS", default_value_t = 0)]
+    pub workers: usize,
     /// Do not watch the config file for changes (SIGHUP still reloads).
     #[arg(long)]
     pub no_watch: bool,
@@ -303,10 +308,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime(args.workers) {
         Ok(runtime) => runtime,
         Err(error) => {
             tracing::error!(%error, "Cannot start the async runtime");
@@ -314,6 +316,23 @@ fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     runtime.block_on(run_servers(args, snapshot, keys))
+}
+
+/// The async runtime: single-threaded for one worker (no work stealing to pay for),
+/// a work-stealing pool otherwise.
+fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    let workers = match workers {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    };
+    let mut builder = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(workers);
+        builder
+    };
+    builder.enable_all().build()
 }
 
 async fn run_servers(args: ServeArgs, snapshot: config::Snapshot, keys: MasterKeys) -> ExitCode {
