@@ -5,6 +5,3 @@ use clap::Parser as _;
 fn main() -> ExitCode {
     credproxy::cli::run(credproxy::cli::Cli::parse())
 }
-
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
