@@ -651,3 +651,34 @@ fn hash_token_hashes_stdin_or_makes_a_token() {
     assert_eq!(hash, credproxy::caller::token_sha256_hex(token));
     assert_ne!(run(""), fresh, "tokens are random");
 }
+
+#[tokio::test]
+async fn single_worker_runtime_serves_and_reloads() {
+    // --workers 1 runs the current-thread runtime: proxying, the file watcher and the
+    // blocking reload task must all still make progress on it.
+    let upstream = Upstream::recording().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = |token: &str| {
+        format!(
+            "sources:\n  s:\n    upstream: {}\n    auth_type: bearer\n    bearer_token: {token}\n",
+            upstream.url()
+        )
+    };
+    let path = write_config(dir.path(), &config("s3cr3t-first"));
+    let proxy = BinaryProxy::start(&path, "info", &["--workers", "1"]);
+    let http = client::http1();
+    assert_eq!(get(&http, &proxy.url("/s/1")).await.status, 200);
+
+    std::fs::write(&path, config("s3cr3t-second")).expect("rewrite");
+    support::eventually("the watched reload", || async {
+        proxy.output().contains("Config reloaded")
+    })
+    .await;
+    assert_eq!(get(&http, &proxy.url("/s/2")).await.status, 200);
+    let tokens: Vec<String> = upstream
+        .requests()
+        .iter()
+        .map(|r| r.header("authorization").unwrap_or_default())
+        .collect();
+    assert_eq!(tokens, ["Bearer s3cr3t-first", "Bearer s3cr3t-second"]);
+}
