@@ -426,11 +426,7 @@ async fn oauth2_flows_at_trace_level_never_log_client_secrets_subject_or_issued_
     bodies.push_str(&answer.text());
 
     // Tokens reached the upstream, so the checks below are not vacuous.
-    let seen: Vec<String> = upstream
-        .requests()
-        .iter()
-        .map(|r| r.header("authorization").unwrap_or_default())
-        .collect();
+    let seen = authorizations(&upstream);
     assert!(seen.contains(&"Bearer tok-1".to_owned()), "{seen:?}");
     assert!(
         seen.iter()
@@ -574,12 +570,7 @@ async fn encrypted_and_env_references_resolve_and_wrong_keys_are_named_not_shown
 async fn sighup_reloads_when_watching_is_off() {
     let upstream = Upstream::recording().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = |token: &str| {
-        format!(
-            "sources:\n  s:\n    upstream: {}\n    auth_type: bearer\n    bearer_token: {token}\n",
-            upstream.url()
-        )
-    };
+    let config = |token: &str| bearer_source(&upstream.url(), token);
     let path = write_config(dir.path(), &config("s3cr3t-first"));
     let proxy = BinaryProxy::start(&path, "info", &["--no-watch"]);
     let http = client::http1();
@@ -596,11 +587,7 @@ async fn sighup_reloads_when_watching_is_off() {
     .await;
     get(&http, &proxy.url("/s/3")).await;
 
-    let tokens: Vec<String> = upstream
-        .requests()
-        .iter()
-        .map(|r| r.header("authorization").unwrap_or_default())
-        .collect();
+    let tokens = authorizations(&upstream);
     assert_eq!(
         tokens,
         [
@@ -658,12 +645,7 @@ async fn single_worker_runtime_serves_and_reloads() {
     // blocking reload task must all still make progress on it.
     let upstream = Upstream::recording().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = |token: &str| {
-        format!(
-            "sources:\n  s:\n    upstream: {}\n    auth_type: bearer\n    bearer_token: {token}\n",
-            upstream.url()
-        )
-    };
+    let config = |token: &str| bearer_source(&upstream.url(), token);
     let path = write_config(dir.path(), &config("s3cr3t-first"));
     let proxy = BinaryProxy::start(&path, "info", &["--workers", "1"]);
     let http = client::http1();
@@ -675,10 +657,20 @@ async fn single_worker_runtime_serves_and_reloads() {
     })
     .await;
     assert_eq!(get(&http, &proxy.url("/s/2")).await.status, 200);
-    let tokens: Vec<String> = upstream
+    let tokens = authorizations(&upstream);
+    assert_eq!(tokens, ["Bearer s3cr3t-first", "Bearer s3cr3t-second"]);
+}
+
+/// A config with one bearer source `s` forwarding to `upstream`.
+fn bearer_source(upstream: &str, token: &str) -> String {
+    format!("sources:\n  s:\n    upstream: {upstream}\n    auth_type: bearer\n    bearer_token: {token}\n")
+}
+
+/// The `Authorization` each request that reached `upstream` carried, in order.
+fn authorizations(upstream: &Upstream) -> Vec<String> {
+    upstream
         .requests()
         .iter()
         .map(|r| r.header("authorization").unwrap_or_default())
-        .collect();
-    assert_eq!(tokens, ["Bearer s3cr3t-first", "Bearer s3cr3t-second"]);
+        .collect()
 }

@@ -139,12 +139,7 @@ async fn idle_keep_alive_connections_are_closed() {
         ..ServerSettings::default()
     };
     let proxy = proxy_with(&upstream, settings).await;
-    let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
-    stream
-        .write_all(b"GET /s/x HTTP/1.1\r\nHost: a\r\n\r\n")
-        .await
-        .expect("write");
-    assert!(read_response(&mut stream).await.starts_with("HTTP/1.1 200"));
+    let mut stream = served_connection(proxy.addr).await;
     let mut buf = [0u8; 64];
     let n = within("the idle connection to close", stream.read(&mut buf))
         .await
@@ -163,13 +158,8 @@ async fn the_connection_limit_holds_new_clients_until_a_slot_frees() {
     let proxy = proxy_with(&upstream, settings).await;
     let mut idle: Vec<TcpStream> = Vec::new();
     for _ in 0..2 {
-        let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
-        // A first request makes sure the proxy accepted this connection (took a slot).
-        stream
-            .write_all(b"GET /s/x HTTP/1.1\r\nHost: a\r\n\r\n")
-            .await
-            .expect("write");
-        assert!(read_response(&mut stream).await.starts_with("HTTP/1.1 200"));
+        // A served request makes sure the proxy accepted this connection (took a slot).
+        let stream = served_connection(proxy.addr).await;
         idle.push(stream);
     }
     let waiting = tokio::spawn({
@@ -206,4 +196,15 @@ async fn oversized_headers_are_refused() {
     .await;
     assert_eq!(status, 431);
     assert!(upstream.requests().is_empty());
+}
+
+/// A connection on which one request has been answered 200, kept alive.
+async fn served_connection(addr: std::net::SocketAddr) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(b"GET /s/x HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .expect("write");
+    assert!(read_response(&mut stream).await.starts_with("HTTP/1.1 200"));
+    stream
 }
