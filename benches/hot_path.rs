@@ -134,17 +134,17 @@ struct Bench {
 impl Bench {
     /// The hot path for one request: what `Proxy::forward` does before the upstream call.
     fn run(&self, request: Request<()>) -> Request<()> {
-        let (_, routed) =
+        let routed =
             proxy::route_request(&self.store.load(), &request, self.local).expect("routes");
         let (mut parts, body) = request.into_parts();
-        let subject = proxy::clean_and_inject(&routed.source, &mut parts).expect("injects");
-        if let Some(tokens) = routed.source.credentials.token_source() {
-            let token = ready(tokens.token(&self.tokens, subject.as_ref())).expect("token");
-            parts
-                .headers
-                .insert(http::header::AUTHORIZATION, token.header);
-        }
-        parts.uri = routed.uri;
+        let injected = ready(proxy::clean_and_inject(
+            &routed.source,
+            routed.rest_start,
+            &mut parts,
+            &self.tokens,
+        ))
+        .expect("injects");
+        drop(injected);
         Request::from_parts(parts, body)
     }
 }
@@ -179,10 +179,10 @@ fn hot_path(c: &mut Criterion) {
     let local: SocketAddr = "127.0.0.1:8080".parse().expect("addr");
     let bench = |with_callers| {
         let yaml = sources_yaml(&token_url, with_callers);
-        let snapshot = load_bytes(Path::new("bench.yaml"), yaml.as_bytes(), Default::default())
+        let spec = load_bytes(Path::new("bench.yaml"), yaml.as_bytes(), Default::default())
             .expect("config");
         Arc::new(Bench {
-            store: Store::new(snapshot),
+            store: Store::new(credproxy::live::build(spec, None)),
             tokens: tokens.clone(),
             local,
         })

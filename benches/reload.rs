@@ -1,4 +1,4 @@
-//! Reload costs: loading a file of 10,000 sources, and the time from a file write to the
+//! Reload costs: loading a file of 10,000 sources into a live snapshot, and the time from a file write to the
 //! new snapshot being in effect with the real watcher (debounce included).
 //! `cargo bench --bench reload`.
 
@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use credproxy::config::{self, LoadOptions};
+use credproxy::live;
 use credproxy::secret::MasterKeys;
 use credproxy::store::Store;
 use credproxy::watch::{self, Reloader};
@@ -34,12 +35,13 @@ fn load_10k(c: &mut Criterion) {
     // The replaced snapshot is dropped after the swap, off the reload's critical path.
     group.bench_function("load_10k_sources", |b| {
         b.iter_with_large_drop(|| {
-            config::load_bytes(
+            let spec = config::load_bytes(
                 Path::new("bench.yaml"),
                 yaml.as_bytes(),
                 LoadOptions::default(),
             )
-            .expect("loads")
+            .expect("loads");
+            live::build(spec, None)
         })
     });
     group.finish();
@@ -50,9 +52,8 @@ fn change_to_effect(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("sources.yaml");
     std::fs::write(&path, sources(10, "a")).expect("write");
-    let store = Arc::new(Store::new(
-        config::load(&path, LoadOptions::default()).expect("loads"),
-    ));
+    let spec = config::load(&path, LoadOptions::default()).expect("loads");
+    let store = Arc::new(Store::new(live::build(spec, None)));
     let reloader = Arc::new(Reloader::new(
         Arc::clone(&store),
         path.clone(),

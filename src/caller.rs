@@ -1,4 +1,4 @@
-//! Inbound caller authentication: who may use which source.
+//! Step 1 of the request path: who is calling, and may they use this source.
 //!
 //! Callers present `Proxy-Authorization: Bearer <token>`. credproxy stores only the
 //! SHA-256 of each token and compares digests in constant time, against every caller
@@ -8,8 +8,10 @@ use std::sync::Arc;
 
 use http::header::PROXY_AUTHORIZATION;
 use http::HeaderMap;
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+
+use crate::config::spec::{Access, CallerSpec};
+use crate::digest::sha256;
 
 /// The `callers:` section of a snapshot.
 #[derive(Debug, Default)]
@@ -24,13 +26,6 @@ pub struct Caller {
     access: Access,
 }
 
-/// Which sources a caller may use.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Access {
-    All,
-    Only(Vec<Arc<str>>),
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum CallerError {
     #[error("no valid Proxy-Authorization: Bearer token")]
@@ -38,7 +33,15 @@ pub enum CallerError {
 }
 
 impl Callers {
-    pub fn new(entries: Vec<Caller>) -> Self {
+    pub fn new(specs: Vec<CallerSpec>) -> Self {
+        let entries = specs
+            .into_iter()
+            .map(|spec| Caller {
+                name: spec.name,
+                token_sha256: spec.token_sha256,
+                access: spec.access,
+            })
+            .collect();
         Self { entries }
     }
 
@@ -56,8 +59,11 @@ impl Callers {
 
     /// The caller whose token the request carries.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<&Caller, CallerError> {
-        let token = bearer(headers).ok_or(CallerError::Unauthenticated)?;
-        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let token = headers
+            .get(PROXY_AUTHORIZATION)
+            .and_then(crate::auth::bearer::token)
+            .ok_or(CallerError::Unauthenticated)?;
+        let digest = sha256(token.as_bytes());
         let mut matched = None;
         for caller in &self.entries {
             if bool::from(caller.token_sha256.ct_eq(&digest)) {
@@ -69,18 +75,6 @@ impl Callers {
 }
 
 impl Caller {
-    pub fn new(name: Arc<str>, token_sha256: [u8; 32], access: Access) -> Self {
-        Self {
-            name,
-            token_sha256,
-            access,
-        }
-    }
-
-    pub fn token_sha256(&self) -> &[u8; 32] {
-        &self.token_sha256
-    }
-
     pub fn access(&self) -> &Access {
         &self.access
     }
@@ -93,32 +87,9 @@ impl Caller {
     }
 }
 
-/// `Proxy-Authorization: Bearer <token>` (scheme case-insensitive).
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(PROXY_AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
-}
-
 /// Lower-case hex of a token's SHA-256: what `token_sha256` holds.
 pub fn token_sha256_hex(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// Parses 64 hex digits (either case).
-pub fn parse_sha256_hex(text: &str) -> Option<[u8; 32]> {
-    if text.len() != 64 || !text.is_ascii() {
-        return None;
-    }
-    let mut out = [0; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(out)
+    crate::digest::hex(&sha256(token.as_bytes()))
 }
 
 #[cfg(test)]
@@ -127,14 +98,14 @@ mod tests {
     use http::HeaderValue;
 
     fn callers() -> Callers {
-        let hash = |t: &str| parse_sha256_hex(&token_sha256_hex(t)).expect("hex");
+        let spec = |name: &str, token: &str, access| CallerSpec {
+            name: name.into(),
+            token_sha256: sha256(token.as_bytes()),
+            access,
+        };
         Callers::new(vec![
-            Caller::new("ci".into(), hash("ci-token"), Access::All),
-            Caller::new(
-                "bot".into(),
-                hash("bot-token"),
-                Access::Only(vec!["github".into()]),
-            ),
+            spec("ci", "ci-token", Access::All),
+            spec("bot", "bot-token", Access::Only(vec!["github".into()])),
         ])
     }
 
@@ -150,26 +121,11 @@ mod tests {
     #[test]
     fn authenticates_by_token_hash() {
         let callers = callers();
-        assert_eq!(
-            &*callers
-                .authenticate(&headers("Bearer ci-token"))
-                .expect("ci")
-                .name,
-            "ci"
-        );
-        assert_eq!(
-            &*callers
-                .authenticate(&headers("bearer bot-token"))
-                .expect("bot")
-                .name,
-            "bot"
-        );
+        let name = |value| callers.authenticate(&headers(value)).map(|c| &*c.name);
+        assert_eq!(name("Bearer ci-token"), Ok("ci"));
+        assert_eq!(name("bearer bot-token"), Ok("bot"));
         for bad in ["Bearer nope", "Basic Y2k6Y2k=", "Bearer ", "ci-token"] {
-            assert_eq!(
-                callers.authenticate(&headers(bad)).map(|_| ()),
-                Err(CallerError::Unauthenticated),
-                "{bad}"
-            );
+            assert_eq!(name(bad), Err(CallerError::Unauthenticated), "{bad}");
         }
         assert!(callers.authenticate(&HeaderMap::new()).is_err());
     }
@@ -188,17 +144,10 @@ mod tests {
     }
 
     #[test]
-    fn hex_round_trip() {
-        let hex = token_sha256_hex("abc");
+    fn hash_token_prints_lower_case_hex() {
         assert_eq!(
-            hex,
+            token_sha256_hex("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
-        assert_eq!(
-            parse_sha256_hex(&hex.to_uppercase()),
-            parse_sha256_hex(&hex)
-        );
-        assert_eq!(parse_sha256_hex("abc"), None);
-        assert_eq!(parse_sha256_hex(&"zz".repeat(32)), None);
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use arc_swap::{ArcSwap, Guard};
 
-use crate::config::Snapshot;
+use crate::live::Snapshot;
 
 #[derive(Debug)]
 pub struct Store {

@@ -1,4 +1,5 @@
-//! Logging: the subscriber, and the one access-log event per request.
+//! Logging: the subscriber, the one access-log event per request, and how errors are
+//! printed. Takes plain values: it imports nothing of credproxy.
 //!
 //! Dependencies are capped below their own trace levels whatever `RUST_LOG` says: h2 logs
 //! frames (request paths with their query strings) at debug and trace, and a query may
@@ -13,10 +14,6 @@ use tracing_subscriber::filter::{EnvFilter, FilterExt, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
-
-use crate::auth::TokenOutcome;
-use crate::config::Source;
-use crate::proxy::ProxyError;
 
 /// `--log-format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -53,39 +50,40 @@ pub fn init(format: LogFormat) {
         .try_init();
 }
 
-/// One finished exchange, as the access log sees it.
+/// One finished exchange, as the access log sees it: plain values only.
 pub struct AccessRecord<'a> {
     pub caller: Option<&'a str>,
-    pub source: Option<&'a Source>,
+    pub source: Option<&'a str>,
+    pub auth_type: Option<&'a str>,
     pub method: &'a Method,
     /// The path only: query strings are never logged.
     pub path: &'a str,
     pub status: StatusCode,
     pub total: Duration,
     pub upstream: Option<Duration>,
-    pub token: TokenOutcome,
-    pub error: Option<&'a ProxyError>,
+    pub token: &'static str,
+    /// The problem code of a request credproxy answered itself.
+    pub code: Option<&'static str>,
+    pub error: Option<&'a (dyn std::error::Error + 'static)>,
 }
 
 /// Emits the access-log event (target `credproxy::access`, level INFO) for one request,
 /// at the time its response headers are sent.
 pub fn access_log(record: &AccessRecord<'_>) {
-    let source = record.source.map_or("-", |s| &*s.id);
-    let auth_type = record.source.map_or("-", |s| s.auth_type.as_str());
     let upstream_ms = record.upstream.map(millis);
     let total_ms = millis(record.total);
     tracing::info!(
         target: "credproxy::access",
         caller = record.caller.unwrap_or("-"),
-        source,
-        auth_type,
+        source = record.source.unwrap_or("-"),
+        auth_type = record.auth_type.unwrap_or("-"),
         method = %record.method,
         path = record.path,
         status = record.status.as_u16(),
         total_ms,
         upstream_ms,
-        token = record.token.as_str(),
-        code = record.error.map(ProxyError::code),
+        token = record.token,
+        code = record.code,
         error = record.error.map(|e| tracing::field::display(error_chain(e))),
         "Request"
     );
@@ -96,13 +94,40 @@ fn millis(duration: Duration) -> f64 {
     duration.as_micros() as f64 / 1e3
 }
 
-/// `error: cause: cause`, for the log; the client only ever sees the fixed detail.
-fn error_chain(error: &dyn std::error::Error) -> String {
+/// `error: cause: cause`, for logs; a client only ever sees a fixed detail. An error whose
+/// message already ends with its cause's (a `{0}` in a thiserror format) is not repeated.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut cause = error.source();
     while let Some(next) = cause {
-        let _ = write!(text, ": {next}");
+        let next_text = next.to_string();
+        if !text.ends_with(&next_text) {
+            let _ = write!(text, ": {next_text}");
+        }
         cause = next.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("inner")]
+    struct Inner;
+
+    #[derive(Debug, thiserror::Error)]
+    enum Outer {
+        #[error("outer")]
+        Plain(#[source] Inner),
+        #[error("outer: {0}")]
+        Quoting(#[source] Inner),
+    }
+
+    #[test]
+    fn causes_are_printed_once() {
+        assert_eq!(error_chain(&Outer::Plain(Inner)), "outer: inner");
+        assert_eq!(error_chain(&Outer::Quoting(Inner)), "outer: inner");
+    }
 }

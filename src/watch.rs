@@ -4,19 +4,27 @@
 //! renaming a `..data` symlink, editors rename a temp file over the original, and `cp`
 //! writes in place; all of them show up as events in the directory. Any event there is a
 //! "maybe changed"; the content hash over the config and its secret files decides.
+//!
+//! A watch follows a directory's inode, so a directory that is moved away and replaced
+//! (`mv dir dir.old; mkdir dir`) would take the watch with it. Each directory's parent is
+//! watched too, for its appearance, and before every reload the watches are re-armed on
+//! whatever directory now has the watched name.
 
-use std::collections::BTreeSet;
-use std::io::ErrorKind;
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use arc_swap::ArcSwap;
 use notify::{EventKind, RecursiveMode, Watcher as _};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::config::{self, LoadOptions};
+use crate::files::{self, MAX_CONFIG_BYTES};
+use crate::live;
 use crate::secret::MasterKeys;
 use crate::store::Store;
 
@@ -79,14 +87,15 @@ impl Reloader {
         }
     }
 
-    /// Hash, skip if unchanged, load, then swap or keep. Blocking (file reads, parsing).
+    /// Hash, skip if unchanged, load, then swap or keep. Blocking (file reads, parsing),
+    /// but never for long: no file read can block (see [`crate::files`]).
     pub fn reload(&self) -> ReloadOutcome {
         let current = self.store.load_full();
-        let bytes = match std::fs::read(&self.path) {
+        let bytes = match files::read_capped(&self.path, MAX_CONFIG_BYTES) {
             Ok(bytes) => bytes,
             Err(error) => {
                 self.stats.rejected.fetch_add(1, Ordering::Relaxed);
-                if error.kind() == ErrorKind::NotFound {
+                if error.is_not_found() {
                     tracing::warn!(path = %self.path.display(), "Config file is gone; keeping the last good config until it is back");
                 } else {
                     tracing::error!(path = %self.path.display(), %error, "Cannot read the config file; keeping the last good config");
@@ -103,11 +112,11 @@ impl Reloader {
         }
         let options = LoadOptions {
             keys: Some(&self.keys),
-            previous: Some(&current),
             require_callers: self.require_callers,
         };
         match config::load_bytes(&self.path, &bytes, options) {
-            Ok(snapshot) => {
+            Ok(spec) => {
+                let snapshot = live::build(spec, Some(&current));
                 let sources = snapshot.sources().len();
                 let generation = self.store.replace(snapshot);
                 self.stats.applied.fetch_add(1, Ordering::Relaxed);
@@ -123,6 +132,15 @@ impl Reloader {
                 ReloadOutcome::Rejected
             }
         }
+    }
+
+    /// The directories of the config file and of every file it references, absolute.
+    fn wanted_dirs(&self) -> BTreeSet<PathBuf> {
+        let snapshot = self.store.load();
+        std::iter::once(self.path.as_path())
+            .chain(snapshot.meta.secret_files.iter().map(PathBuf::as_path))
+            .map(parent_dir)
+            .collect()
     }
 }
 
@@ -142,54 +160,35 @@ impl ReloadHandle {
 /// runs until every handle (and the watcher) is gone.
 pub fn spawn(reloader: Arc<Reloader>, watch: bool) -> notify::Result<ReloadHandle> {
     let (tx, rx) = mpsc::unbounded_channel();
-    let watcher = if watch {
-        let events = tx.clone();
-        let mut watcher =
-            notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
-                // Reading the file (our own reload included) is not a change.
-                Ok(event) if matches!(event.kind, EventKind::Access(_)) => {}
-                Ok(_) => {
-                    let _ = events.send(Trigger::FileEvent);
-                }
-                Err(error) => tracing::warn!(%error, "File watcher error"),
-            })?;
-        let dirs = watched_dirs(&reloader);
-        for dir in &dirs {
-            watcher.watch(dir, RecursiveMode::NonRecursive)?;
-        }
-        tracing::info!(dirs = ?dirs, "Watching for config changes");
-        Some((watcher, dirs))
+    let watches = if watch {
+        let mut watches = Watches::new(tx.clone())?;
+        watches.rearm(&reloader.wanted_dirs())?;
+        tracing::info!(dirs = ?watches.dirs.keys().collect::<Vec<_>>(), "Watching for config changes");
+        Some(watches)
     } else {
         None
     };
-    tokio::spawn(run(reloader, rx, watcher));
+    tokio::spawn(run(reloader, rx, watches));
     Ok(ReloadHandle { tx })
 }
 
 async fn run(
     reloader: Arc<Reloader>,
     mut rx: mpsc::UnboundedReceiver<Trigger>,
-    mut watcher: Option<(notify::RecommendedWatcher, BTreeSet<PathBuf>)>,
+    mut watches: Option<Watches>,
 ) {
     while let Some(first) = rx.recv().await {
         if first == Trigger::FileEvent && !debounce(&mut rx).await {
             return;
         }
         let task = Arc::clone(&reloader);
-        let outcome = tokio::task::spawn_blocking(move || task.reload()).await;
-        if let (Ok(ReloadOutcome::Applied(_)), Some((watcher, dirs))) = (outcome, watcher.as_mut())
-        {
-            // A reload may reference secret files in new directories.
-            let wanted = watched_dirs(&reloader);
-            for dir in wanted.difference(dirs) {
-                if let Err(error) = watcher.watch(dir, RecursiveMode::NonRecursive) {
-                    tracing::warn!(dir = %dir.display(), %error, "Cannot watch a secret file's directory");
-                }
+        let _ = tokio::task::spawn_blocking(move || task.reload()).await;
+        // After every attempt: a directory may have been replaced, and a new config may
+        // reference files in new directories.
+        if let Some(watches) = watches.as_mut() {
+            if let Err(error) = watches.rearm(&reloader.wanted_dirs()) {
+                tracing::warn!(%error, "Cannot re-arm the config watcher");
             }
-            for dir in dirs.difference(&wanted) {
-                let _ = watcher.unwatch(dir);
-            }
-            *dirs = wanted;
         }
     }
 }
@@ -212,20 +211,111 @@ async fn debounce(rx: &mut mpsc::UnboundedReceiver<Trigger>) -> bool {
     }
 }
 
-/// The directories of the config file and of every secret file it references.
-fn watched_dirs(reloader: &Reloader) -> BTreeSet<PathBuf> {
-    let snapshot = reloader.store.load();
-    std::iter::once(reloader.path.as_path())
-        .chain(snapshot.meta.secret_files.iter().map(PathBuf::as_path))
-        .map(parent_dir)
-        .collect()
+/// The watched directories, the inode each watch follows, and their parents.
+struct Watches {
+    watcher: notify::RecommendedWatcher,
+    /// Directory → the (device, inode) its watch is on; `None` while it does not exist.
+    dirs: BTreeMap<PathBuf, Option<(u64, u64)>>,
+    parents: BTreeSet<PathBuf>,
+    /// What the event callback lets through from the parents: the watched names.
+    wanted: Arc<ArcSwap<BTreeSet<PathBuf>>>,
 }
 
-fn parent_dir(file: &Path) -> PathBuf {
-    match file.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
+impl Watches {
+    fn new(tx: mpsc::UnboundedSender<Trigger>) -> notify::Result<Self> {
+        let wanted: Arc<ArcSwap<BTreeSet<PathBuf>>> = Arc::default();
+        let filter = Arc::clone(&wanted);
+        let watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
+                // Reading the file (our own reload included) is not a change.
+                Ok(event) if matches!(event.kind, EventKind::Access(_)) => {}
+                Ok(event) => {
+                    let wanted = filter.load();
+                    // In a watched directory, or a watched directory itself (in a parent).
+                    let relevant = event.paths.iter().any(|path| {
+                        wanted.contains(path)
+                            || path.parent().is_some_and(|dir| wanted.contains(dir))
+                    });
+                    if relevant || event.paths.is_empty() {
+                        let _ = tx.send(Trigger::FileEvent);
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "File watcher error"),
+            })?;
+        Ok(Self {
+            watcher,
+            dirs: BTreeMap::new(),
+            parents: BTreeSet::new(),
+            wanted,
+        })
     }
+
+    /// Watches exactly `wanted` (and their parents), each on the directory that has its
+    /// name now.
+    fn rearm(&mut self, wanted: &BTreeSet<PathBuf>) -> notify::Result<()> {
+        self.wanted.store(Arc::new(wanted.clone()));
+        let gone: Vec<PathBuf> = self
+            .dirs
+            .keys()
+            .filter(|dir| !wanted.contains(*dir))
+            .cloned()
+            .collect();
+        for dir in gone {
+            if self.dirs.remove(&dir).flatten().is_some() {
+                let _ = self.watcher.unwatch(&dir);
+            }
+        }
+        for dir in wanted {
+            let now = identity(dir);
+            let watched = self.dirs.get(dir).copied().flatten();
+            if now == watched && self.dirs.contains_key(dir) {
+                continue;
+            }
+            if watched.is_some() {
+                let _ = self.watcher.unwatch(dir);
+            }
+            if now.is_some() {
+                self.watcher.watch(dir, RecursiveMode::NonRecursive)?;
+                if watched.is_some() {
+                    tracing::info!(dir = %dir.display(), "Watched directory was replaced; watching the new one");
+                }
+            }
+            self.dirs.insert(dir.clone(), now);
+        }
+        let parents: BTreeSet<PathBuf> = wanted
+            .iter()
+            .filter_map(|dir| dir.parent())
+            .map(Path::to_path_buf)
+            .filter(|parent| !wanted.contains(parent))
+            .collect();
+        for parent in self.parents.difference(&parents) {
+            let _ = self.watcher.unwatch(parent);
+        }
+        for parent in parents.difference(&self.parents) {
+            if let Err(error) = self.watcher.watch(parent, RecursiveMode::NonRecursive) {
+                tracing::debug!(dir = %parent.display(), %error, "Cannot watch a config directory's parent");
+            }
+        }
+        self.parents = parents;
+        Ok(())
+    }
+}
+
+fn identity(dir: &Path) -> Option<(u64, u64)> {
+    std::fs::metadata(dir)
+        .ok()
+        .filter(std::fs::Metadata::is_dir)
+        .map(|meta| (meta.dev(), meta.ino()))
+}
+
+/// A file's directory, absolute (not resolving symlinks: a `..data` swap must stay visible
+/// under the name it was configured by).
+fn parent_dir(file: &Path) -> PathBuf {
+    let dir = match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
 }
 
 fn unix_now() -> u64 {

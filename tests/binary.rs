@@ -134,7 +134,7 @@ fn check_and_serve_reject_a_bad_file_with_the_same_message() {
     );
     assert!(
         message.contains(&format!(
-            "{file}:26:16: sources.token.auth_type: unknown auth_type `beerer`"
+            "{file}:26:16: sources.token.auth_type: unknown auth_type; one of none, http_basic"
         )),
         "{message}"
     );
@@ -673,4 +673,45 @@ fn authorizations(upstream: &Upstream) -> Vec<String> {
         .iter()
         .map(|r| r.header("authorization").unwrap_or_default())
         .collect()
+}
+
+#[tokio::test]
+async fn a_fifo_as_the_config_blocks_neither_reloads_nor_the_shutdown() {
+    let upstream = Upstream::recording().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_config(dir.path(), &bearer_source(&upstream.url(), "s3cr3t-first"));
+    let mut proxy = BinaryProxy::start(&path, "info", &[]);
+    let fifo = dir.path().join("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    std::fs::rename(&fifo, &path).expect("rename the FIFO over the config");
+    proxy.output_when("the FIFO to be refused", |o| {
+        o.contains("is a FIFO, not a regular file")
+    });
+    // The reload thread is free: SIGHUP is handled, and a good file applies.
+    proxy.signal("HUP");
+    proxy.output_when("the SIGHUP", |o| o.contains("SIGHUP: reloading the config"));
+    std::fs::remove_file(&path).expect("remove the FIFO");
+    std::fs::write(&path, bearer_source(&upstream.url(), "s3cr3t-second")).expect("write");
+    proxy.output_when("the good file", |o| o.contains("Config reloaded"));
+    get(&client::http1(), &proxy.url("/s/x")).await;
+    assert_eq!(authorizations(&upstream), ["Bearer s3cr3t-second"]);
+    proxy.signal("TERM");
+    assert_eq!(proxy.wait(), Some(0));
+
+    for special in ["/dev/zero", "/dev/null"] {
+        let check = binary()
+            .args(["check", "--config", special])
+            .output()
+            .expect("check");
+        assert!(!check.status.success());
+        let stderr = String::from_utf8_lossy(&check.stderr);
+        assert!(
+            stderr.contains("is a device, not a regular file"),
+            "{stderr}"
+        );
+    }
 }

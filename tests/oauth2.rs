@@ -409,3 +409,31 @@ async fn short_lived_tokens_are_refreshed_once_per_lifetime_without_blocking() {
     seen.dedup();
     assert_eq!(seen.len(), calls, "{seen:?}");
 }
+
+#[tokio::test]
+async fn a_path_that_always_answers_401_cannot_force_a_token_request_per_request() {
+    let (idp, upstream, revoked, proxy) = setup("").await;
+    revoked
+        .lock()
+        .expect("revoked")
+        .extend((1..=50).map(|n| format!("tok-{n}")));
+    let http = client::http1();
+    for _ in 0..50 {
+        assert_eq!(
+            get(&http, &proxy.url("/cc/always-401")).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // The first fetch, and one forced refresh; then the hold-down answers the 401 as is.
+    assert_eq!(idp.calls(), 2);
+    assert_eq!(upstream.requests().len(), 51);
+    let snapshot = proxy.store.load();
+    let tokens = snapshot
+        .source("cc")
+        .and_then(|s| s.credentials.token_source())
+        .expect("token source");
+    let stats = &tokens.stats;
+    use std::sync::atomic::Ordering::Relaxed;
+    assert_eq!(stats.forced_refreshes.load(Relaxed), 1);
+    assert_eq!(stats.forced_refreshes_held.load(Relaxed), 48);
+}

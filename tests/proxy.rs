@@ -135,7 +135,7 @@ async fn api_key_in_query_replaces_a_same_named_parameter() {
     assert_eq!(
         targets,
         [
-            "/q/search?q=1&api_key=query%20key%26%3D",
+            "/q/search?api_key=query%20key%26%3D&q=1",
             "/q?api_key=query%20key%26%3D"
         ]
     );

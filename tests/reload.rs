@@ -217,6 +217,119 @@ async fn a_bad_file_never_replaces_a_good_one_and_the_next_good_one_applies() {
     assert_eq!(generation(&f.proxy), 2);
 }
 
+/// Writes `text` to the fixture's file and waits for the reloader to reject it.
+async fn rejected(f: &Fixture, write: impl FnOnce(&Path)) {
+    let reloader = f.proxy.reloader.as_ref().expect("reloader");
+    let before = reloader.stats.rejected.load(Ordering::Relaxed);
+    write(&f.path);
+    eventually("the file to be rejected", || async {
+        reloader.stats.rejected.load(Ordering::Relaxed) > before
+    })
+    .await;
+    assert_eq!(credential(&f.proxy).await, "Bearer one");
+    assert_eq!(generation(&f.proxy), 1);
+}
+
+fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo");
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn files_built_to_exhaust_the_proxy_never_replace_a_good_one() {
+    let f = fixture().await;
+    let mut bomb = format!("big: &big {}\nsources:\n", "x".repeat(1_000_000));
+    for i in 0..3000 {
+        bomb.push_str(&format!(
+            "  s{i}: {{ upstream: {}, auth_type: bearer, bearer_token: *big }}\n",
+            f.upstream.url()
+        ));
+    }
+    rejected(&f, |path| std::fs::write(path, &bomb).expect("write")).await;
+    rejected(&f, |path| {
+        std::fs::write(path, format!("sources: {}\n", "[".repeat(100_000))).expect("write")
+    })
+    .await;
+    // A FIFO renamed over the config: opened without blocking and refused, so the
+    // reload thread stays free for the next change.
+    rejected(&f, |path| {
+        let fifo = path.with_file_name("fifo");
+        mkfifo(&fifo);
+        std::fs::rename(&fifo, path).expect("rename");
+    })
+    .await;
+    // Writing to the FIFO would block this test: replace it.
+    std::fs::remove_file(&f.path).expect("remove the FIFO");
+    // A secret that is a FIFO, or a device, is refused the same way.
+    let secret = f.path.with_file_name("token");
+    mkfifo(&secret);
+    let yaml = bearer_config(&f.upstream, "two")
+        .replace("bearer_token: two", "bearer_token: { file: token }");
+    rejected(&f, |path| std::fs::write(path, &yaml).expect("write")).await;
+    let yaml = bearer_config(&f.upstream, "two")
+        .replace("bearer_token: two", "bearer_token: { file: /dev/zero }");
+    rejected(&f, |path| std::fs::write(path, &yaml).expect("write")).await;
+    std::fs::write(&f.path, bearer_config(&f.upstream, "two")).expect("write");
+    wait_for_credential(&f.proxy, "Bearer two").await;
+}
+
+#[tokio::test]
+async fn commenting_out_every_caller_is_rejected_not_read_as_no_callers() {
+    let f = fixture().await;
+    let caller = format!(
+        "callers:\n  ci:\n    token_sha256: {}\n    sources: [\"*\"]\n",
+        credproxy::caller::token_sha256_hex("ci-token")
+    );
+    std::fs::write(&f.path, bearer_config(&f.upstream, "one") + &caller).expect("write");
+    eventually("the callers to apply", || async {
+        get(&client::http1(), &f.proxy.url("/s/x")).await.status == 407
+    })
+    .await;
+    let reloader = f.proxy.reloader.as_ref().expect("reloader");
+    let before = reloader.stats.rejected.load(Ordering::Relaxed);
+    let commented = bearer_config(&f.upstream, "one")
+        + "callers:\n#  ci:\n#    token_sha256: x\n#    sources: [\"*\"]\n";
+    std::fs::write(&f.path, commented).expect("write");
+    eventually("the null callers to be rejected", || async {
+        reloader.stats.rejected.load(Ordering::Relaxed) > before
+    })
+    .await;
+    get(&client::http1(), &f.proxy.url("/s/x"))
+        .await
+        .assert_problem(407, "caller_unauthenticated");
+}
+
+#[tokio::test]
+async fn a_replaced_config_directory_is_watched_again() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().join("conf");
+    std::fs::create_dir(&dir).expect("mkdir");
+    let path = dir.join("sources.yaml");
+    let upstream = echo_upstream().await;
+    std::fs::write(&path, bearer_config(&upstream, "one")).expect("write");
+    let proxy = InProcessProxy::watching(&path, MasterKeys::default()).await;
+    assert_eq!(credential(&proxy).await, "Bearer one");
+
+    // `mv conf conf.old; mkdir conf`: the old watch went with the old directory.
+    std::fs::rename(&dir, root.path().join("conf.old")).expect("mv");
+    std::fs::create_dir(&dir).expect("mkdir");
+    std::fs::write(&path, bearer_config(&upstream, "two")).expect("write");
+    wait_for_credential(&proxy, "Bearer two").await;
+    // Then a prepared directory renamed into place.
+    let next = root.path().join("next");
+    std::fs::create_dir(&next).expect("mkdir");
+    std::fs::write(next.join("sources.yaml"), bearer_config(&upstream, "three")).expect("write");
+    std::fs::rename(&dir, root.path().join("conf.older")).expect("mv");
+    std::fs::rename(&next, &dir).expect("mv");
+    wait_for_credential(&proxy, "Bearer three").await;
+    // And the watch is on the directory that has the name now.
+    std::fs::write(&path, bearer_config(&upstream, "four")).expect("write");
+    wait_for_credential(&proxy, "Bearer four").await;
+}
+
 #[tokio::test]
 async fn a_vanished_file_keeps_the_last_good_config_until_it_returns() {
     let f = fixture().await;

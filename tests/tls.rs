@@ -235,3 +235,56 @@ async fn tls_listener_serves_h1_and_h2_and_reloads_its_certificate_on_sighup() {
         "the old certificate is no longer served"
     );
 }
+
+#[tokio::test]
+async fn a_tls_connection_that_goes_silent_after_its_handshake_is_closed() {
+    let upstream = Upstream::recording().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = Ca::new("silent");
+    write_pair(dir.path(), ca.leaf(&["localhost"]));
+    let path = dir.path().join("sources.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "sources:\n  s:\n    upstream: {}\n    auth_type: bearer\n    bearer_token: t\n",
+            upstream.url()
+        ),
+    )
+    .expect("write");
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    let proxy = BinaryProxy::start(
+        &path,
+        "info",
+        &[
+            "--tls-cert",
+            cert.to_str().expect("path"),
+            "--tls-key",
+            key.to_str().expect("path"),
+            "--header-read-timeout",
+            "500ms",
+        ],
+    );
+    let config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(ca.roots())
+        .with_no_client_auth();
+    for alpn in [None, Some(b"h2".to_vec()), Some(b"http/1.1".to_vec())] {
+        let mut config = config.clone();
+        config.alpn_protocols = alpn.into_iter().collect();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let tcp = tokio::net::TcpStream::connect(proxy.addr)
+            .await
+            .expect("connect");
+        let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+        let mut tls = connector.connect(name, tcp).await.expect("handshake");
+        // Handshake done, nothing sent: the server ends the connection at the deadline.
+        let mut buf = Vec::new();
+        let read = support::within("the silent TLS connection to close", async {
+            tokio::io::AsyncReadExt::read_to_end(&mut tls, &mut buf).await
+        })
+        .await;
+        assert!(!String::from_utf8_lossy(&buf).contains("200"), "{read:?}");
+    }
+    assert!(upstream.requests().is_empty());
+}

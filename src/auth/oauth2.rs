@@ -10,55 +10,19 @@ use std::time::Duration;
 use base64::Engine as _;
 use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
-use http::{HeaderValue, Method, Request, StatusCode, Uri};
+use http::{HeaderValue, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Either, Full, Limited};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use crate::proxy::client::HttpClient;
+use crate::config::spec::{ClientAuth, OAuthSpec};
 use crate::secret::Secret;
+use crate::telemetry::error_chain;
+use crate::transport::HttpClient;
 
-/// The default `subject_token_type` (RFC 8693 §3).
-pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 /// Token responses are small; anything larger is not one.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
-
-/// How the client authenticates to the token endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientAuth {
-    /// `client_secret_basic`: HTTP Basic of the form-encoded id and secret (the default,
-    /// which RFC 6749 §2.3.1 requires servers to support).
-    Basic,
-    /// `client_secret_post`: `client_id` and `client_secret` in the form body.
-    Post,
-}
-
-/// A source's token endpoint settings. Equality decides whether cached tokens survive a
-/// reload.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OAuthSettings {
-    pub token_url: Uri,
-    pub client_id: String,
-    pub client_secret: Secret,
-    pub client_auth: ClientAuth,
-    pub scopes: Vec<String>,
-    pub audience: Option<String>,
-    /// Present for `token_exchange`.
-    pub exchange: Option<ExchangeSettings>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExchangeSettings {
-    pub audience: Option<String>,
-    pub resource: Option<String>,
-    pub subject_token_type: String,
-    pub requested_token_type: Option<String>,
-    /// A fixed subject (the workload's own token) instead of the caller's bearer.
-    pub subject_token: Option<Secret>,
-    pub actor_token: Option<Secret>,
-    pub actor_token_type: String,
-}
 
 /// Runtime settings for token requests.
 #[derive(Debug, Clone, Copy)]
@@ -143,7 +107,7 @@ impl TokenClient {
     /// client_credentials).
     pub async fn fetch(
         &self,
-        oauth: &OAuthSettings,
+        oauth: &OAuthSpec,
         subject: Option<&Secret>,
     ) -> Result<IssuedToken, TokenError> {
         let request = build_request(oauth, subject);
@@ -171,7 +135,7 @@ impl TokenClient {
     }
 }
 
-fn build_request(oauth: &OAuthSettings, subject: Option<&Secret>) -> Request<Full<Bytes>> {
+fn build_request(oauth: &OAuthSpec, subject: Option<&Secret>) -> Request<Full<Bytes>> {
     let mut form = form_urlencoded::Serializer::new(String::new());
     match &oauth.exchange {
         None => {
@@ -294,17 +258,6 @@ fn is_error_code(code: &str) -> bool {
         && code
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(next) = cause {
-        text.push_str(": ");
-        text.push_str(&next.to_string());
-        cause = next.source();
-    }
-    text
 }
 
 #[cfg(test)]

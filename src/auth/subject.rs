@@ -3,12 +3,11 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use http::header::AUTHORIZATION;
-use http::HeaderMap;
+use http::HeaderValue;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
+use crate::digest::sha256;
 use crate::secret::Secret;
 
 /// A caller's subject token, its cache key, and its own expiry when it is a JWT.
@@ -30,15 +29,12 @@ pub enum SubjectError {
 }
 
 impl Subject {
-    /// Reads `Authorization: Bearer <token>` (scheme case-insensitive).
-    pub fn from_headers(headers: &HeaderMap) -> Result<Self, SubjectError> {
-        let value = headers.get(AUTHORIZATION).ok_or(SubjectError::Missing)?;
-        let text = value.to_str().map_err(|_| SubjectError::Missing)?;
-        let (scheme, token) = text.split_once(' ').ok_or(SubjectError::Missing)?;
-        let token = token.trim();
-        if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
-            return Err(SubjectError::Missing);
-        }
+    /// The bearer token of the caller's `Authorization` (which cleaning took off the
+    /// request).
+    pub fn from_authorization(value: Option<&HeaderValue>) -> Result<Self, SubjectError> {
+        let token = value
+            .and_then(super::bearer::token)
+            .ok_or(SubjectError::Missing)?;
         let expires = match jwt_expiry(token) {
             Some(exp) if exp <= SystemTime::now() => return Err(SubjectError::Expired),
             Some(exp) => {
@@ -50,7 +46,7 @@ impl Subject {
             None => None,
         };
         Ok(Self {
-            key: Sha256::digest(token.as_bytes()).into(),
+            key: sha256(token.as_bytes()),
             token: Secret::new(token),
             expires,
         })
@@ -89,10 +85,8 @@ mod tests {
         )
     }
 
-    fn headers(value: &str) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.insert(AUTHORIZATION, HeaderValue::from_str(value).expect("value"));
-        headers
+    fn subject(value: &str) -> Result<Subject, SubjectError> {
+        Subject::from_authorization(Some(&HeaderValue::from_str(value).expect("value")))
     }
 
     fn now_secs() -> u64 {
@@ -104,41 +98,34 @@ mod tests {
 
     #[test]
     fn reads_bearer_and_hashes_it() {
-        let subject = Subject::from_headers(&headers("bearer opaque-token")).expect("subject");
+        let subject = subject("bearer opaque-token").expect("subject");
         assert_eq!(subject.token.expose(), "opaque-token");
-        assert_eq!(
-            subject.key,
-            <[u8; 32]>::from(Sha256::digest(b"opaque-token"))
-        );
+        assert_eq!(subject.key, sha256(b"opaque-token"));
         assert!(subject.expires.is_none());
     }
 
     #[test]
     fn missing_or_other_schemes_are_missing() {
         assert_eq!(
-            Subject::from_headers(&HeaderMap::new()).map(|_| ()),
+            Subject::from_authorization(None).map(|_| ()),
             Err(SubjectError::Missing)
         );
         assert_eq!(
-            Subject::from_headers(&headers("Basic dTpw")).map(|_| ()),
+            subject("Basic dTpw").map(|_| ()),
             Err(SubjectError::Missing)
         );
-        assert_eq!(
-            Subject::from_headers(&headers("Bearer ")).map(|_| ()),
-            Err(SubjectError::Missing)
-        );
+        assert_eq!(subject("Bearer ").map(|_| ()), Err(SubjectError::Missing));
     }
 
     #[test]
     fn jwt_exp_caps_and_expired_is_refused() {
-        let subject = Subject::from_headers(&headers(&format!("Bearer {}", jwt(now_secs() + 600))))
-            .expect("subject");
-        let left = subject.expires.expect("exp") - Instant::now();
+        let fresh = subject(&format!("Bearer {}", jwt(now_secs() + 600))).expect("subject");
+        let left = fresh.expires.expect("exp") - Instant::now();
         assert!(
             left > Duration::from_secs(590) && left <= Duration::from_secs(600),
             "{left:?}"
         );
-        let expired = Subject::from_headers(&headers(&format!("Bearer {}", jwt(now_secs() - 1))));
+        let expired = subject(&format!("Bearer {}", jwt(now_secs() - 1)));
         assert_eq!(expired.map(|_| ()), Err(SubjectError::Expired));
     }
 }

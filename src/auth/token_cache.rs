@@ -14,9 +14,11 @@ use http::HeaderValue;
 use tokio::time::Instant;
 
 use super::lifetime::{schedule, Schedule};
-use super::oauth2::{OAuthSettings, TokenClient, TokenError};
+use super::oauth2::{TokenClient, TokenError};
 use super::subject::Subject;
-use super::{sensitive_header_value, TokenOutcome};
+use super::TokenOutcome;
+use crate::config::spec::OAuthSpec;
+use crate::secret::sensitive_header_value;
 
 /// At most this many subjects' tokens are cached per token_exchange source; the least
 /// useful are evicted first (moka's TinyLFU).
@@ -26,13 +28,19 @@ const SUBJECT_IDLE: Duration = Duration::from_secs(3600);
 /// After a failed background refresh, wait this long before trying again (the token is
 /// still served meanwhile, until its `usable_until`).
 const REFRESH_RETRY: Duration = Duration::from_secs(5);
+/// At most one forced refresh (an upstream refused a cached token) per cache key in this
+/// window: otherwise any caller could make each request cost a token request, and drop
+/// the token that every caller shares, just by calling a path that answers 401.
+pub const FORCED_REFRESH_HOLD_DOWN: Duration = Duration::from_secs(5);
 
 /// The token side of one OAuth2 source.
 pub struct TokenSource {
     source_id: Arc<str>,
-    settings: OAuthSettings,
+    settings: OAuthSpec,
     slots: Slots,
     pub stats: TokenStats,
+    /// What the slots' `forced_at` times count from.
+    epoch: Instant,
 }
 
 impl std::fmt::Debug for TokenSource {
@@ -60,6 +68,9 @@ struct Slot {
     /// The last failure, for waiters that queued behind it.
     failure: ArcSwapOption<Failure>,
     refreshing: AtomicBool,
+    /// When a token of this key was last dropped after an upstream 401: milliseconds since
+    /// the source's epoch, plus one (0: never).
+    forced_at: AtomicU64,
 }
 
 struct CachedToken {
@@ -80,6 +91,10 @@ pub struct TokenStats {
     pub cache_misses: AtomicU64,
     pub requests_ok: AtomicU64,
     pub requests_failed: AtomicU64,
+    /// Cached tokens dropped after an upstream refused them.
+    pub forced_refreshes: AtomicU64,
+    /// Upstream refusals within the hold-down, answered without a new token.
+    pub forced_refreshes_held: AtomicU64,
     /// 0: no token request yet; 1: the last one succeeded; 2: it failed.
     last_result: AtomicU8,
 }
@@ -106,6 +121,17 @@ impl TokenStats {
     }
 }
 
+/// What [`TokenSource::refused`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// A newer token is (or is being) cached: retry with it.
+    Replaced,
+    /// The token was dropped: retry with a new one.
+    Dropped,
+    /// Another refusal dropped a token moments ago: answer the 401 as it is.
+    HeldDown,
+}
+
 /// A token ready to inject, and what is needed to drop it after an upstream 401.
 pub struct Token {
     pub header: HeaderValue,
@@ -115,7 +141,7 @@ pub struct Token {
 }
 
 impl TokenSource {
-    pub fn new(source_id: Arc<str>, settings: OAuthSettings) -> Self {
+    pub fn new(source_id: Arc<str>, settings: OAuthSpec) -> Self {
         let per_subject = settings
             .exchange
             .as_ref()
@@ -135,10 +161,11 @@ impl TokenSource {
             settings,
             slots,
             stats: TokenStats::default(),
+            epoch: Instant::now(),
         }
     }
 
-    pub fn settings(&self) -> &OAuthSettings {
+    pub fn settings(&self) -> &OAuthSpec {
         &self.settings
     }
 
@@ -213,15 +240,41 @@ impl TokenSource {
         }
     }
 
-    /// Drops `token` after the upstream refused it, unless it was already replaced.
-    pub fn invalidate(&self, token: &Token) {
-        let current = token.slot.current.load();
-        if current
+    /// What to do after the upstream refused `token` (a cached one): use the token that
+    /// already replaced it, or drop it so that the next [`Self::token`] fetches a new one,
+    /// or, within [`FORCED_REFRESH_HOLD_DOWN`] of the last such drop, nothing.
+    pub fn refused(&self, token: &Token) -> Refusal {
+        let slot = &token.slot;
+        let still_current = slot
+            .current
+            .load()
             .as_ref()
-            .is_some_and(|c| Arc::ptr_eq(c, &token.cached))
-        {
-            token.slot.current.store(None);
+            .is_some_and(|c| Arc::ptr_eq(c, &token.cached));
+        if !still_current {
+            return Refusal::Replaced;
         }
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1) + 1;
+        let last = slot.forced_at.load(Ordering::Acquire);
+        let hold_down = u64::try_from(FORCED_REFRESH_HOLD_DOWN.as_millis()).unwrap_or(u64::MAX);
+        if last != 0 && now < last.saturating_add(hold_down) {
+            self.stats
+                .forced_refreshes_held
+                .fetch_add(1, Ordering::Relaxed);
+            return Refusal::HeldDown;
+        }
+        if slot
+            .forced_at
+            .compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            // Another refusal of the same token won the race and is fetching.
+            return Refusal::Replaced;
+        }
+        let _ = slot
+            .current
+            .compare_and_swap(&token.cached, None::<Arc<CachedToken>>);
+        self.stats.forced_refreshes.fetch_add(1, Ordering::Relaxed);
+        Refusal::Dropped
     }
 
     async fn slot(&self, subject: Option<&Subject>) -> Arc<Slot> {

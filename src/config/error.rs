@@ -1,17 +1,23 @@
 //! Load errors: every problem found in a file, each with where it is and what to do.
 //!
-//! A message never contains a secret value: serde's messages are passed through
-//! [`redact_serde_message`], and validation writes its own messages without values.
+//! Messages are written by credproxy, never by a parser or deserializer, and never contain
+//! a value from the file: not a secret, not an unknown key (which may be the tail of a
+//! secret that a stray comma split off), not a `{ file: }` path's contents.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use super::yaml::Mark;
+
+/// At most this many problems are printed; the rest are counted.
+pub const MAX_PRINTED: usize = 100;
+
 /// One thing wrong with a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
-    /// 1-based line and column, where YAML could tell.
-    pub location: Option<(usize, usize)>,
-    /// The source (or caller) the problem is in, e.g. `sources.github`.
+    /// Where YAML could tell.
+    pub location: Option<Mark>,
+    /// The section the problem is in, e.g. `sources.github` or `callers.ci`.
     pub section: Option<String>,
     pub field: Option<String>,
     pub message: String,
@@ -30,7 +36,7 @@ impl Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some((line, column)) = self.location {
+        if let Some(Mark { line, column }) = self.location {
             write!(f, "{line}:{column}: ")?;
         }
         match (&self.section, &self.field) {
@@ -44,7 +50,8 @@ impl fmt::Display for Problem {
 }
 
 /// Why a config file was not loaded. `Display` prints one problem per line, each prefixed
-/// with the file name like a compiler diagnostic: `sources.yaml:7:5: sources.github.upstream: …`.
+/// with the file name like a compiler diagnostic (`sources.yaml:7:5: sources.github.upstream:
+/// …`), the first [`MAX_PRINTED`] of them.
 #[derive(Debug, thiserror::Error)]
 pub struct ConfigError {
     pub path: PathBuf,
@@ -58,6 +65,10 @@ impl ConfigError {
             problems,
         }
     }
+
+    pub fn one(path: &Path, problem: Problem) -> Self {
+        Self::new(path, vec![problem])
+    }
 }
 
 impl fmt::Display for ConfigError {
@@ -66,63 +77,31 @@ impl fmt::Display for ConfigError {
         let count = self.problems.len();
         write!(
             f,
-            "{file}: {count} problem{}",
+            "{file}: {} problem{}",
+            thousands(count),
             if count == 1 { "" } else { "s" }
         )?;
-        for problem in &self.problems {
+        for problem in self.problems.iter().take(MAX_PRINTED) {
             write!(f, "\n  {file}:{problem}")?;
+        }
+        if count > MAX_PRINTED {
+            write!(f, "\n  … and {} more", thousands(count - MAX_PRINTED))?;
         }
         Ok(())
     }
 }
 
-/// serde's messages quote the scalar they choked on (`invalid type: string "hunter2",
-/// expected a map`). Everything from the first `"` to the last is replaced by
-/// `"[redacted]"`: pairing quotes one by one would desync when a quoted key or id itself
-/// holds a `"` (found by fuzzing). Key names, which serde quotes with backticks, stay.
-pub fn redact_serde_message(message: &str) -> String {
-    match (message.find('"'), message.rfind('"')) {
-        (Some(first), Some(last)) if first < last => {
-            format!(
-                "{}\"[redacted]\"{}",
-                &message[..first],
-                &message[last + 1..]
-            )
+/// `3900` → `3,900`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
         }
-        (Some(first), _) => format!("{}\"[redacted]", &message[..first]),
-        _ => message.to_owned(),
+        out.push(digit);
     }
-}
-
-/// Turns a serde_yaml error into a problem: its path (`sources.github.upstream`) becomes
-/// section and field, its location the line and column, and its message is redacted.
-pub fn problem_from_yaml(error: &serde_yaml::Error) -> Problem {
-    let location = error
-        .location()
-        .map(|l| (l.line(), l.column()))
-        .filter(|&(line, _)| line > 0);
-    let mut text = error.to_string();
-    // serde_yaml appends " at line L column C"; the location is printed up front instead.
-    if let Some(at) = text.rfind(" at line ") {
-        text.truncate(at);
-    }
-    let (section, message) = split_path(&text);
-    Problem {
-        location,
-        section,
-        field: None,
-        message: redact_serde_message(message),
-    }
-}
-
-/// `sources.github.upstream: message` → (`sources.github.upstream`, `message`). The path
-/// is everything before the first `": "` when it has no spaces. It is kept whole, not split
-/// into id and field, because a source id may itself contain dots.
-fn split_path(text: &str) -> (Option<String>, &str) {
-    match text.split_once(": ") {
-        Some((path, message)) if !path.contains(' ') => (Some(path.to_owned()), message),
-        _ => (None, text),
-    }
+    out
 }
 
 #[cfg(test)]
@@ -130,31 +109,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn redacts_quoted_values_and_keeps_key_names() {
-        assert_eq!(
-            redact_serde_message(r#"invalid type: string "hunter2", expected a map"#),
-            r#"invalid type: string "[redacted]", expected a map"#
+    fn prints_a_bounded_number_of_problems() {
+        let problems = (0..4000)
+            .map(|i| Problem {
+                location: Some(Mark {
+                    line: i + 2,
+                    column: 3,
+                }),
+                section: Some(format!("sources.s{i}")),
+                field: Some("auth_type".into()),
+                message: "missing".into(),
+            })
+            .collect();
+        let text = ConfigError::new(Path::new("s.yaml"), problems).to_string();
+        assert!(
+            text.starts_with("s.yaml: 4,000 problems\n  s.yaml:2:3: sources.s0.auth_type: missing"),
+            "{text}"
         );
-        assert_eq!(
-            redact_serde_message("unknown field `bogus`, expected `upstream`"),
-            "unknown field `bogus`, expected `upstream`"
-        );
-        assert_eq!(redact_serde_message(r#"odd "open"#), r#"odd "[redacted]"#);
-        assert_eq!(
-            redact_serde_message(r#"a "x"hunter2"y" b"#),
-            r#"a "[redacted]" b"#
-        );
-    }
-
-    #[test]
-    fn splits_serde_paths() {
-        assert_eq!(
-            split_path("sources.gh.headers: invalid type: map"),
-            (Some("sources.gh.headers".into()), "invalid type: map")
-        );
-        assert_eq!(
-            split_path("did not find expected key"),
-            (None, "did not find expected key")
-        );
+        assert_eq!(text.lines().count(), 1 + MAX_PRINTED + 1);
+        assert!(text.ends_with("… and 3,900 more"), "{text}");
+        assert_eq!(thousands(7), "7");
+        assert_eq!(thousands(1_234_567), "1,234,567");
     }
 }

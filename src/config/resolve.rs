@@ -4,11 +4,11 @@
 //! The files read are recorded, so that the watcher watches their directories and the
 //! reloader's content hash covers them.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
-
+use super::yaml::{Node, Value};
+use super::InputsHasher;
+use crate::files::{self, MAX_SECRET_FILE_BYTES};
 use crate::secret::{CryptoError, MasterKeys, Secret};
 
 /// A secret as written in `sources.yaml`.
@@ -26,87 +26,72 @@ const SHAPE: &str =
 const UNQUOTED: &str =
     "a secret that YAML reads as a number or boolean must be quoted, so it is kept exactly as written";
 
-impl<'de> Deserialize<'de> for SecretRef {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct RefVisitor;
-
-        impl<'de> Visitor<'de> for RefVisitor {
-            type Value = SecretRef;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(SHAPE)
-            }
-
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<SecretRef, E> {
-                Ok(SecretRef::Plain(Secret::new(v)))
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SecretRef, A::Error> {
-                let Some(kind) = map.next_key::<String>()? else {
-                    return Err(de::Error::custom(SHAPE));
+impl SecretRef {
+    /// The reference a (non-null) node holds; the problem names the shape, never the value.
+    pub fn from_node(node: &Node) -> Result<Self, String> {
+        match &node.value {
+            Value::Scalar(scalar) if scalar.reads_as_non_text() => Err(UNQUOTED.to_owned()),
+            Value::Scalar(scalar) => Ok(SecretRef::Plain(scalar.text.clone())),
+            Value::Map(entries) => {
+                let [entry] = &entries[..] else {
+                    return Err(SHAPE.to_owned());
                 };
                 // The reference itself (a name, a path, ciphertext) is not secret.
-                let value: String = map
-                    .next_value()
-                    .map_err(|_: A::Error| de::Error::custom(SHAPE))?;
-                if map.next_key::<de::IgnoredAny>()?.is_some() {
-                    return Err(de::Error::custom(SHAPE));
-                }
-                match kind.as_str() {
-                    "env" => Ok(SecretRef::Env(value)),
-                    "file" => Ok(SecretRef::File(PathBuf::from(value))),
-                    "encrypted" => Ok(SecretRef::Encrypted(value)),
-                    _ => Err(de::Error::custom(SHAPE)),
+                let Value::Scalar(target) = &entry.value.value else {
+                    return Err(SHAPE.to_owned());
+                };
+                let target = target.text.expose().to_owned();
+                match &*entry.key.name {
+                    "env" => Ok(SecretRef::Env(target)),
+                    "file" => Ok(SecretRef::File(PathBuf::from(target))),
+                    "encrypted" => Ok(SecretRef::Encrypted(target)),
+                    _ => Err(SHAPE.to_owned()),
                 }
             }
-
-            // YAML has already turned `0123` into 123 here: refuse rather than guess, and
-            // never let serde's default message quote the value.
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<SecretRef, E> {
-                Err(E::custom(UNQUOTED))
-            }
-
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<SecretRef, E> {
-                Err(E::custom(UNQUOTED))
-            }
-
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<SecretRef, E> {
-                Err(E::custom(UNQUOTED))
-            }
-
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<SecretRef, E> {
-                Err(E::custom(UNQUOTED))
-            }
+            Value::Null | Value::Seq(_) => Err(SHAPE.to_owned()),
         }
-
-        deserializer.deserialize_any(RefVisitor)
     }
 }
 
 /// Resolves references for one load.
 pub struct Resolver<'a> {
     keys: &'a MasterKeys,
-    /// Relative `file:` paths are relative to the config file's directory.
+    /// Relative paths are relative to the config file's directory.
     base_dir: &'a Path,
-    /// Every file read, in order, for watching and hashing.
-    pub files: Vec<PathBuf>,
+    /// Every file read, in order, for watching.
+    files: Vec<PathBuf>,
+    /// The config and those files, hashed as they were read: the content a reload
+    /// compares against, with no second read that could see another version.
+    hash: InputsHasher,
 }
 
 impl<'a> Resolver<'a> {
-    pub fn new(keys: &'a MasterKeys, config_path: &'a Path) -> Self {
+    pub fn new(keys: &'a MasterKeys, config_path: &'a Path, config: &[u8]) -> Self {
         Self {
             keys,
             base_dir: config_path.parent().unwrap_or(Path::new(".")),
             files: Vec::new(),
+            hash: InputsHasher::new(config),
         }
     }
 
-    /// `path` resolved against the config's directory, and recorded so that the watcher
+    /// Reads a file the config names (a certificate, a key), recorded so that the watcher
     /// watches it and the reload hash covers it.
-    pub fn watched_path(&mut self, path: &str) -> PathBuf {
+    pub fn read_file(&mut self, path: &Path) -> Result<Vec<u8>, String> {
         let path = self.base_dir.join(path);
-        self.files.push(path.clone());
-        path
+        let read = files::read_capped(&path, MAX_SECRET_FILE_BYTES);
+        if let Ok(bytes) = &read {
+            self.hash.file(&path, bytes);
+        }
+        let message = |e: files::ReadError| format!("cannot read the file {}: {e}", path.display());
+        let read = read.map_err(message);
+        self.files.push(path);
+        read
+    }
+
+    /// The files read and the digest of everything read.
+    pub fn finish(self) -> (Vec<PathBuf>, [u8; 32]) {
+        (self.files, self.hash.finish())
     }
 
     /// The secret a reference stands for, or why not (never containing the value).
@@ -123,17 +108,12 @@ impl<'a> Resolver<'a> {
                 }
             },
             SecretRef::File(path) => {
-                let path = self.base_dir.join(path);
-                let read = std::fs::read_to_string(&path);
-                self.files.push(path.clone());
-                let mut text =
-                    read.map_err(|e| format!("cannot read the file {}: {e}", path.display()))?;
+                let bytes = zeroize::Zeroizing::new(self.read_file(path)?);
+                let mut text = std::str::from_utf8(&bytes)
+                    .map_err(|_| format!("the file {} is not UTF-8", path.display()))?;
                 // Kubernetes Secret keys and `echo` leave one newline.
-                if text.ends_with('\n') {
-                    text.pop();
-                    if text.ends_with('\r') {
-                        text.pop();
-                    }
+                if let Some(stripped) = text.strip_suffix('\n') {
+                    text = stripped.strip_suffix('\r').unwrap_or(stripped);
                 }
                 Ok(Secret::new(text))
             }
@@ -148,11 +128,18 @@ impl<'a> Resolver<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::yaml::{self, LIMITS};
     use crate::secret::MasterKey;
     use base64::Engine as _;
 
-    fn parse(yaml: &str) -> Result<SecretRef, String> {
-        serde_yaml::from_str::<SecretRef>(yaml).map_err(|e| e.to_string())
+    fn parse(text: &str) -> Result<SecretRef, String> {
+        let node = yaml::parse(&format!("v: {text}\n"), &LIMITS)
+            .map_err(|e| e.message)?
+            .expect("document");
+        let Value::Map(entries) = node.value else {
+            panic!("map")
+        };
+        SecretRef::from_node(&entries[0].value)
     }
 
     #[test]
@@ -171,6 +158,7 @@ mod tests {
             "{}",
             "[hunter2]",
             "{ env: [hunter2] }",
+            "{ hunter2: x }",
         ] {
             let err = parse(bad).expect_err(bad);
             assert!(
@@ -181,12 +169,20 @@ mod tests {
         }
         // YAML keeps `0123` a string; `4711` is a number and its text could differ.
         assert!(matches!(parse("0123"), Ok(SecretRef::Plain(s)) if s.expose() == "0123"));
-        for unquoted in ["4711", "true", "1.5"] {
+        for unquoted in [
+            "4711",
+            "true",
+            "1.5",
+            "0x1F",
+            "0o17",
+            "31415926535897932384626433832795",
+        ] {
             let err = parse(unquoted).expect_err(unquoted);
             assert!(err.contains("must be quoted"), "{unquoted}: {err}");
             assert!(!err.contains(unquoted), "{err}");
         }
         assert!(matches!(parse("\"0123\""), Ok(SecretRef::Plain(s)) if s.expose() == "0123"));
+        assert!(matches!(parse("!!str 4711"), Ok(SecretRef::Plain(s)) if s.expose() == "4711"));
     }
 
     #[test]
@@ -201,7 +197,7 @@ mod tests {
         let sealed = key.encrypt("from-cipher").expect("encrypt");
         let keys = MasterKeys::new([key]);
         let config = dir.path().join("sources.yaml");
-        let mut resolver = Resolver::new(&keys, &config);
+        let mut resolver = Resolver::new(&keys, &config, b"");
         let mut resolve = |r: SecretRef| resolver.resolve(&r).map(|s| s.expose().to_owned());
 
         assert_eq!(
@@ -225,6 +221,8 @@ mod tests {
         );
         let err = resolve(SecretRef::File("absent".into())).expect_err("absent");
         assert!(err.starts_with("cannot read the file "), "{err}");
-        assert_eq!(resolver.files.len(), 4);
+        let err = resolve(SecretRef::File("/dev/zero".into())).expect_err("device");
+        assert!(err.ends_with("is a device, not a regular file"), "{err}");
+        assert_eq!(resolver.finish().0.len(), 5);
     }
 }

@@ -4,12 +4,19 @@ use std::path::Path;
 
 use super::*;
 
-fn load_str(text: &str) -> Result<Snapshot, ConfigError> {
+fn load_str(text: &str) -> Result<Spec, ConfigError> {
     load_bytes(
         Path::new("test/sources.yaml"),
         text.as_bytes(),
         LoadOptions::default(),
     )
+}
+
+fn source<'s>(spec: &'s Spec, id: &str) -> &'s SourceSpec {
+    spec.sources
+        .iter()
+        .find(|s| &*s.id == id)
+        .unwrap_or_else(|| panic!("no source {id}"))
 }
 
 fn rejected(text: &str) -> String {
@@ -47,9 +54,9 @@ sources:
 
 #[test]
 fn a_good_file_loads_every_static_type_in_order() {
-    let snapshot = load_str(GOOD).expect("loads");
-    let listed: Vec<(String, &str, String)> = snapshot
-        .sources()
+    let spec = load_str(GOOD).expect("loads");
+    let listed: Vec<(String, &str, String)> = spec
+        .sources
         .iter()
         .map(|s| {
             (
@@ -81,11 +88,19 @@ fn a_good_file_loads_every_static_type_in_order() {
             ("token".into(), "bearer", "https://api.example.com".into()),
         ]
     );
-    let extra = &snapshot.source("key-header").expect("source").extra_headers;
+    let extra = &source(&spec, "key-header").extra_headers;
     assert_eq!(extra[0].0.as_str(), "x-extra");
     assert!(extra[0].1.is_sensitive());
+    match &source(&spec, "basic").credential {
+        CredentialSpec::Header { name, value } => {
+            assert_eq!(name, http::header::AUTHORIZATION);
+            assert_eq!(value, "Basic dXNlcjpwYTpzcw==");
+            assert!(value.is_sensitive());
+        }
+        other => panic!("{other:?}"),
+    }
     assert_eq!(
-        Some(snapshot.meta.content_sha256),
+        Some(spec.meta.content_sha256),
         inputs_digest(GOOD.as_bytes(), &[])
     );
 }
@@ -104,10 +119,12 @@ fn malformed_yaml_names_file_line_and_column() {
 fn unknown_auth_type_names_source_field_and_line() {
     let message = rejected("sources:\n  gh:\n    upstream: https://x\n    auth_type: kerberos\n");
     assert!(
-        message
-            .contains("test/sources.yaml:4:16: sources.gh.auth_type: unknown auth_type `kerberos`"),
+        message.contains(
+            "test/sources.yaml:4:16: sources.gh.auth_type: unknown auth_type; one of none, http_basic, api_key"
+        ),
         "{message}"
     );
+    assert!(!message.contains("kerberos"), "{message}");
 }
 
 #[test]
@@ -125,10 +142,15 @@ fn missing_and_unknown_fields() {
 
     let message = rejected("sources:\n  gh:\n    upstream: https://x\n    auth_type: none\n    basic_pasword: hunter2\n");
     assert!(
-        message.contains("test/sources.yaml:5:5: sources.gh: unknown field `basic_pasword`"),
+        message.contains(
+            "test/sources.yaml:5:5: sources.gh: unknown field; did you mean `basic_password`?"
+        ),
         "{message}"
     );
-    assert!(!message.contains("hunter2"), "{message}");
+    assert!(
+        !message.contains("hunter2") && !message.contains("pasword`"),
+        "{message}"
+    );
 
     let message = rejected("sources:\n  gh:\n    upstream: https://x\n    auth_type: bearer\n    bearer_token: t\n    basic_password: hunter2\n");
     assert!(
@@ -141,19 +163,24 @@ fn missing_and_unknown_fields() {
 #[test]
 fn duplicate_keys_are_rejected_at_every_level() {
     let message = rejected("sources:\n  a:\n    upstream: http://x\n    auth_type: none\n  a:\n    upstream: http://y\n    auth_type: none\n");
-    assert!(message.contains("duplicate key `a`"), "{message}");
     assert!(
-        message.contains("sources.yaml:6:5: sources.a: duplicate key `a`"),
+        message.contains("sources.yaml:5:3: sources.a: duplicate source id"),
         "{message}"
     );
 
     let message = rejected(
         "sources:\n  a:\n    upstream: http://x\n    upstream: http://y\n    auth_type: none\n",
     );
-    assert!(message.contains("duplicate field `upstream`"), "{message}");
+    assert!(
+        message.contains("4:5: sources.a: duplicate field `upstream`"),
+        "{message}"
+    );
 
     let message = rejected("sources:\n  a:\n    upstream: http://x\n    auth_type: none\n    headers:\n      X-A: one\n      X-A: two\n");
-    assert!(message.contains("duplicate key `X-A`"), "{message}");
+    assert!(
+        message.contains("7:7: sources.a.headers.X-A: is listed twice"),
+        "{message}"
+    );
 
     let message = rejected("sources:\n  a:\n    upstream: http://x\n    auth_type: none\n    headers:\n      X-A: one\n      x-a: two\n");
     assert!(
@@ -217,7 +244,7 @@ fn wrong_shapes_never_quote_secret_values() {
         "sources:\n  s:\n    upstream: http://x\n    auth_type: none\n    headers: hunter2\n",
     );
     assert!(
-        message.contains("sources.s.headers: invalid type: string \"[redacted]\""),
+        message.contains("5:14: sources.s.headers: must be a map, not text"),
         "{message}"
     );
     assert!(!message.contains("hunter2"), "{message}");
@@ -246,7 +273,8 @@ fn reserved_and_credential_headers_cannot_be_set_by_headers() {
 fn empty_secrets_and_bad_ids_are_rejected() {
     let message = rejected("sources:\n  \"a/b\":\n    upstream: http://x\n    auth_type: bearer\n    bearer_token: \"\"\n");
     assert!(
-        message.contains("sources.a/b: a source id must be non-empty and contain no '/'"),
+        message
+            .contains("sources.a/b: a source id must be non-empty and contain no '/', whitespace"),
         "{message}"
     );
     assert!(
@@ -264,9 +292,10 @@ fn callers_load_with_hashes_and_access_lists() {
         HASH_A.to_uppercase(),
         "0".repeat(64)
     );
-    let snapshot = load_str(&text).expect("loads");
-    let callers = snapshot.callers.as_ref().expect("callers");
+    let spec = load_str(&text).expect("loads");
+    let callers = spec.callers.as_ref().expect("callers");
     assert_eq!(callers.len(), 2);
+    assert_eq!(callers[1].access, spec::Access::Only(vec!["gh".into()]));
 }
 
 #[test]
@@ -312,7 +341,7 @@ fn oauth2_sources_need_a_token_url_and_client() {
         "sources.s.oauth2_token_url: is not an absolute URL",
         "sources.s.oauth2_client_id: missing",
         "sources.s.oauth2_client_secret: missing",
-        "sources.s.oauth2_client_auth: unknown value `jwt`; one of basic, post",
+        "sources.s.oauth2_client_auth: unknown value; one of basic, post",
         "sources.s.oauth2_scopes: each scope must be non-empty and contain no spaces",
         "sources.s.token_exchange_audience: does not apply to auth_type `oauth2`",
     ] {
@@ -322,23 +351,15 @@ fn oauth2_sources_need_a_token_url_and_client() {
 
 #[test]
 fn oauth2_and_token_exchange_load() {
-    let snapshot = load_str("sources:\n  cc:\n    upstream: https://api\n    auth_type: oauth2\n    oauth2_token_url: https://idp/token\n    oauth2_client_id: id\n    oauth2_client_secret: s\n    oauth2_scopes: [a, b]\n  x:\n    upstream: https://api\n    auth_type: token_exchange\n    oauth2_token_url: https://idp/token\n    oauth2_client_id: id\n    oauth2_client_secret: s\n    oauth2_client_auth: post\n    token_exchange_resource: https://api\n").expect("loads");
-    let cc = snapshot
-        .source("cc")
-        .expect("cc")
-        .credentials
-        .token_source()
-        .expect("oauth2");
-    assert!(!cc.needs_subject());
-    assert_eq!(cc.settings().scopes, ["a", "b"]);
-    let x = snapshot
-        .source("x")
-        .expect("x")
-        .credentials
-        .token_source()
-        .expect("exchange");
-    assert!(x.needs_subject());
-    let exchange = x.settings().exchange.as_ref().expect("exchange settings");
+    let spec = load_str("sources:\n  cc:\n    upstream: https://api\n    auth_type: oauth2\n    oauth2_token_url: https://idp/token\n    oauth2_client_id: id\n    oauth2_client_secret: s\n    oauth2_scopes: [a, b]\n  x:\n    upstream: https://api\n    auth_type: token_exchange\n    oauth2_token_url: https://idp/token\n    oauth2_client_id: id\n    oauth2_client_secret: s\n    oauth2_client_auth: post\n    token_exchange_resource: https://api\n").expect("loads");
+    let oauth = |id| match &source(&spec, id).credential {
+        CredentialSpec::OAuth2(oauth) => oauth,
+        other => panic!("{other:?}"),
+    };
+    assert!(oauth("cc").exchange.is_none());
+    assert_eq!(oauth("cc").scopes, ["a", "b"]);
+    assert_eq!(oauth("x").client_auth, spec::ClientAuth::Post);
+    let exchange = oauth("x").exchange.as_ref().expect("exchange settings");
     assert_eq!(
         exchange.subject_token_type,
         "urn:ietf:params:oauth:token-type:access_token"
@@ -379,5 +400,45 @@ fn fuzz_found_quote_desync_does_not_leak() {
         if let Err(error) = load_bytes(Path::new("fuzz.yaml"), input, LoadOptions::default()) {
             assert!(!error.to_string().contains("hunter2"), "{error}");
         }
+    }
+}
+
+#[test]
+fn a_null_callers_section_is_an_error_and_an_empty_one_refuses_everyone() {
+    let message = rejected("sources: {}\ncallers:\n#  ci:\n#    token_sha256: x\n");
+    assert!(
+        message.contains(
+            "callers: is empty; write `callers: {}` to refuse every caller, or delete the key"
+        ),
+        "{message}"
+    );
+    let spec = load_str("sources: {}\ncallers: {}\n").expect("loads");
+    assert_eq!(spec.callers.map(|c| c.len()), Some(0));
+    assert!(load_str("sources: {}\n").expect("loads").callers.is_none());
+}
+
+#[test]
+fn source_ids_are_path_segments() {
+    for id in ["\"a b\"", "\"a\\tb\"", "\"a\\u0001b\"", "\"\""] {
+        let message = rejected(&format!(
+            "sources:\n  {id}:\n    upstream: http://x\n    auth_type: none\n"
+        ));
+        assert!(
+            message.contains("a source id must be non-empty"),
+            "{id}: {message}"
+        );
+    }
+}
+
+#[test]
+fn unknown_keys_are_never_echoed_anywhere() {
+    for text in [
+        "sources: {}\nhunter2-top: x\n",
+        "sources:\n  s: { upstream: \"http://x\", auth_type: none, hunter2,rest }\n",
+        "sources: {}\ncallers:\n  c: { token_sha256: x, hunter2: y }\n",
+    ] {
+        let message = rejected(text);
+        assert!(message.contains("unknown"), "{message}");
+        assert!(!message.contains("hunter2"), "{message}");
     }
 }

@@ -8,33 +8,33 @@
 use bytes::Bytes;
 use http_body::Body as _;
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 
 use super::error::ProxyError;
+use crate::transport::CallerBody;
 
 /// Largest body held in memory for a possible retry.
 pub const REPLAY_LIMIT: u64 = 64 * 1024;
 
-pub enum OutboundBody {
+pub enum BodyForRetry {
     /// Read whole; can be sent again.
     Replayable(Bytes),
     /// Streamed as it arrives; sent once.
-    Streaming(Incoming),
+    Streaming(CallerBody),
 }
 
 /// Reads `body` whole if it is known to be empty or at most [`REPLAY_LIMIT`] bytes.
-pub async fn read_if_small(body: Incoming) -> Result<OutboundBody, ProxyError> {
+pub async fn read_if_small(body: CallerBody) -> Result<BodyForRetry, ProxyError> {
     if body.is_end_stream() {
-        return Ok(OutboundBody::Replayable(Bytes::new()));
+        return Ok(BodyForRetry::Replayable(Bytes::new()));
     }
     match body.size_hint().upper() {
         Some(len) if len <= REPLAY_LIMIT => {
             let collected = Limited::new(body, REPLAY_LIMIT as usize)
                 .collect()
                 .await
-                .map_err(|_| ProxyError::RequestBody)?;
-            Ok(OutboundBody::Replayable(collected.to_bytes()))
+                .map_err(ProxyError::RequestBody)?;
+            Ok(BodyForRetry::Replayable(collected.to_bytes()))
         }
-        _ => Ok(OutboundBody::Streaming(body)),
+        _ => Ok(BodyForRetry::Streaming(body)),
     }
 }

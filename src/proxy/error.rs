@@ -7,20 +7,22 @@
 use std::borrow::Cow;
 
 use bytes::Bytes;
-use http::header::{
-    HeaderValue, CACHE_CONTROL, CONTENT_TYPE, PROXY_AUTHENTICATE, WWW_AUTHENTICATE,
-};
+use http::header::{HeaderValue, PROXY_AUTHENTICATE, WWW_AUTHENTICATE};
 use http::{Response, StatusCode};
 use http_body_util::Full;
 
+pub use crate::problem::response as problem_response;
+
 use crate::auth::oauth2::TokenError;
 use crate::auth::subject::SubjectError;
+use crate::auth::AuthError;
 use crate::caller::CallerError;
+use crate::metrics::UpstreamErrorKind;
 
 /// Why a request was not forwarded, or why forwarding failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
-    #[error("caller not authenticated: {0}")]
+    #[error("caller not authenticated")]
     CallerUnauthenticated(#[from] CallerError),
     #[error("the caller may not use this source")]
     CallerForbidden,
@@ -28,16 +30,17 @@ pub enum ProxyError {
     UnknownSource,
     #[error("bad request: {0}")]
     BadRequest(&'static str),
+    #[error("method not allowed")]
+    MethodNotAllowed,
     #[error("upstream unreachable")]
     UpstreamUnreachable(#[source] hyper_util::client::legacy::Error),
     #[error("no response headers from the upstream within the timeout")]
     UpstreamTimeout,
+    /// The caller's body was malformed or cut off: the caller's fault, not the upstream's.
     #[error("could not read the request body")]
-    RequestBody,
-    #[error("subject token: {0}")]
-    Subject(#[from] SubjectError),
-    #[error("token request failed")]
-    Token(#[from] TokenError),
+    RequestBody(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
 }
 
 impl ProxyError {
@@ -61,7 +64,12 @@ impl ProxyError {
                     .into(),
             ),
             ProxyError::BadRequest(why) => (StatusCode::BAD_REQUEST, "bad_request", (*why).into()),
-            ProxyError::RequestBody => (
+            ProxyError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "TRACE, TRACK and CONNECT are never forwarded.".into(),
+            ),
+            ProxyError::RequestBody(_) => (
                 StatusCode::BAD_REQUEST,
                 "bad_request",
                 "The request body could not be read.".into(),
@@ -81,27 +89,32 @@ impl ProxyError {
                 "upstream_timeout",
                 "The upstream did not answer in time.".into(),
             ),
-            ProxyError::Subject(SubjectError::Missing) => (
+            ProxyError::Auth(AuthError::Subject(SubjectError::Missing)) => (
                 StatusCode::UNAUTHORIZED,
                 "subject_token_missing",
                 "This source exchanges the caller's token: send Authorization: Bearer <token>."
                     .into(),
             ),
-            ProxyError::Subject(SubjectError::Expired) => (
+            ProxyError::Auth(AuthError::Subject(SubjectError::Expired)) => (
                 StatusCode::UNAUTHORIZED,
                 "subject_token_rejected",
                 "The caller's token has expired.".into(),
             ),
-            ProxyError::Token(error) if error.is_subject_rejected() => (
+            ProxyError::Auth(AuthError::Token(error)) if error.is_subject_rejected() => (
                 StatusCode::UNAUTHORIZED,
                 "subject_token_rejected",
                 "The identity provider refused to exchange the caller's token (invalid_grant)."
                     .into(),
             ),
-            ProxyError::Token(error) => (
+            ProxyError::Auth(AuthError::Token(error)) => (
                 StatusCode::BAD_GATEWAY,
                 "token_endpoint_error",
                 token_detail(error).into(),
+            ),
+            ProxyError::Auth(AuthError::InvalidTarget) => (
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "The request target is not a valid URI path.".into(),
             ),
         };
         (status, code, detail)
@@ -115,6 +128,18 @@ impl ProxyError {
         self.parts().1
     }
 
+    /// The upstream-error metric this counts under, if it is an upstream's failure.
+    pub fn upstream_error_kind(&self) -> Option<UpstreamErrorKind> {
+        match self {
+            ProxyError::UpstreamUnreachable(e) if e.is_connect() => {
+                Some(UpstreamErrorKind::Connect)
+            }
+            ProxyError::UpstreamUnreachable(_) => Some(UpstreamErrorKind::Protocol),
+            ProxyError::UpstreamTimeout => Some(UpstreamErrorKind::Timeout),
+            _ => None,
+        }
+    }
+
     pub fn to_response(&self) -> Response<Full<Bytes>> {
         let (status, code, detail) = self.parts();
         let mut response = problem_response(status, code, &detail);
@@ -122,6 +147,12 @@ impl ProxyError {
             response.headers_mut().insert(
                 PROXY_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"credproxy\""),
+            );
+        }
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            response.headers_mut().insert(
+                http::header::ALLOW,
+                HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
             );
         }
         if status == StatusCode::UNAUTHORIZED {
@@ -153,27 +184,6 @@ fn token_detail(error: &TokenError) -> String {
     }
 }
 
-/// A problem+json response. `type` is `about:blank`, so `title` is the status's reason
-/// phrase; `code` is what clients should match on.
-pub fn problem_response(status: StatusCode, code: &str, detail: &str) -> Response<Full<Bytes>> {
-    let body = serde_json::json!({
-        "type": "about:blank",
-        "title": status.canonical_reason().unwrap_or("Error"),
-        "status": status.as_u16(),
-        "code": code,
-        "detail": detail,
-    });
-    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,7 +193,10 @@ mod tests {
     async fn problem_json_has_status_code_and_detail() {
         let response = ProxyError::UnknownSource.to_response();
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
-        assert_eq!(response.headers()[CONTENT_TYPE], "application/problem+json");
+        assert_eq!(
+            response.headers()[http::header::CONTENT_TYPE],
+            "application/problem+json"
+        );
         let body = response
             .into_body()
             .collect()

@@ -3,38 +3,39 @@
 //! Runs before injection, so that nothing a client sends (its own `Authorization`, or
 //! `Connection: authorization`) can remove or duplicate the credential credproxy adds.
 
-use http::header::{self, HeaderMap, HeaderName};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-/// Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus the
-/// proxy's own authentication headers, which belong to the hop to credproxy.
-const HOP_BY_HOP: [HeaderName; 9] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-    header::PROXY_AUTHORIZATION,
-    header::PROXY_AUTHENTICATE,
-];
+use crate::transport::headers::HOP_BY_HOP;
 
-pub fn is_hop_by_hop(name: &HeaderName) -> bool {
-    HOP_BY_HOP.contains(name)
+/// What cleaning took off a request that the next steps need.
+#[derive(Debug, Default)]
+pub struct Removed {
+    /// The caller's `Authorization`, unless it was forwarded: a token exchange reads its
+    /// subject token from it.
+    pub authorization: Option<HeaderValue>,
+    /// Whether the request had a `Host` (an HTTP/1.1 request must, RFC 9112 §3.2).
+    pub host: bool,
 }
 
-/// Prepares a client's headers for the upstream. `keep_authorization` is true only for
-/// `auth_type: none`, where the caller's own `Authorization` is the credential. `Host`
-/// goes too: the upstream client sets it from the upstream URI.
-pub fn clean_request(headers: &mut HeaderMap, keep_authorization: bool) {
+/// Step 3: prepares a caller's headers for the upstream. The caller's `Authorization` is
+/// removed unless `forward_authorization` (`auth_type: none`, where it is the
+/// credential). `Host` goes too: the upstream client sets it from the upstream URI.
+pub fn clean_request(headers: &mut HeaderMap, forward_authorization: bool) -> Removed {
     remove_hop_by_hop(headers);
-    headers.remove(header::HOST);
-    if !keep_authorization {
-        headers.remove(header::AUTHORIZATION);
+    let host = headers.remove(header::HOST).is_some();
+    let authorization = if forward_authorization {
+        None
+    } else {
+        headers.remove(header::AUTHORIZATION)
+    };
+    Removed {
+        authorization,
+        host,
     }
 }
 
-/// Prepares an upstream's response headers for the client.
+/// Prepares an upstream's response headers for the client (the hop-by-hop part; see
+/// [`super::response`] for the rest).
 pub fn clean_response(headers: &mut HeaderMap) {
     remove_hop_by_hop(headers);
 }
@@ -65,7 +66,6 @@ fn remove_connection_listed(headers: &mut HeaderMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
 
     fn map(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut headers = HeaderMap::new();
@@ -89,15 +89,20 @@ mod tests {
             ("authorization", "Bearer mine"),
             ("accept", "application/json"),
         ]);
-        clean_request(&mut headers, true);
+        let removed = clean_request(&mut headers, true);
+        assert!(removed.host && removed.authorization.is_none());
         let left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
         assert_eq!(left, ["accept"]);
     }
 
     #[test]
-    fn authorization_is_kept_only_when_asked() {
+    fn authorization_is_kept_only_when_asked_and_handed_back_otherwise() {
         let mut headers = map(&[("authorization", "Bearer mine")]);
-        clean_request(&mut headers, false);
+        let removed = clean_request(&mut headers, false).authorization;
+        assert_eq!(
+            removed.as_ref().map(|v| v.as_bytes()),
+            Some(&b"Bearer mine"[..])
+        );
         assert!(headers.is_empty());
         let mut headers = map(&[("authorization", "Bearer mine")]);
         clean_request(&mut headers, true);

@@ -1,11 +1,11 @@
-//! The request path: route → clean → inject → forward, and one exit that answers, logs
-//! and counts once.
+//! The request path, DESIGN.md §1: caller check → route → clean → inject → forward, and
+//! one exit that answers, logs and counts once.
 
 pub mod body;
 pub mod client;
 pub mod error;
-pub mod framing;
 pub mod headers;
+pub mod response;
 pub mod route;
 
 use std::net::SocketAddr;
@@ -13,41 +13,51 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::AUTHORIZATION;
 use http::request::Parts;
-use http::{Request, Response, StatusCode};
+use http::{Request, Response, StatusCode, Version};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
-pub use client::{ClientSettings, UpstreamClient};
+pub use crate::transport::ClientSettings;
+pub use client::UpstreamClient;
 pub use error::ProxyError;
 
 use crate::auth::oauth2::{TokenClient, TokenClientSettings};
-use crate::auth::subject::Subject;
-use crate::auth::token_cache::TokenSource;
-use crate::auth::{self, TokenOutcome};
-use crate::config::{AuthType, Snapshot, Source};
-use crate::metrics::{ProxyMetrics, UpstreamErrorKind};
-use crate::server::Connection;
+use crate::auth::{self, Injected, Injection, TokenOutcome};
+use crate::live::{Snapshot, Source};
+use crate::metrics::ProxyMetrics;
 use crate::store::Store;
 use crate::telemetry::{self, AccessRecord};
-use body::OutboundBody;
-use client::UpstreamBody;
+use crate::transport::{CallerBody, OutboundBody};
+use body::BodyForRetry;
 
-/// Where a request goes: its source and the upstream URI.
-pub struct Routed {
-    pub source: Arc<Source>,
-    pub uri: http::Uri,
+/// What the connection a request came on knows about it.
+#[derive(Debug, Clone, Copy)]
+pub struct Inbound {
+    /// The address the connection arrived on (an absolute-form target must name it).
+    pub local_addr: SocketAddr,
+    /// A request head on this connection carried both `Content-Length` and
+    /// `Transfer-Encoding`: the request is refused, since an upstream could frame it
+    /// differently.
+    pub framing_conflict: bool,
 }
 
-/// Steps 1 and 2, caller check and route, on one snapshot: authenticates the caller when
-/// the snapshot has `callers:`, checks the target, finds the source (one map lookup),
-/// checks the caller may use it, and builds the upstream URI. Returns the caller's name.
+/// Where a request goes, decided by steps 1 and 2 on one snapshot.
+pub struct Routed {
+    pub caller: Option<Arc<str>>,
+    pub source: Arc<Source>,
+    /// Where the path after `/{source_id}` starts.
+    pub rest_start: usize,
+}
+
+/// Steps 1 and 2, caller check and route: authenticates the caller when the snapshot has
+/// `callers:`, checks the target, finds the source (one map lookup) and checks the caller
+/// may use it.
 pub fn route_request<B>(
     snapshot: &Snapshot,
     request: &Request<B>,
     local_addr: SocketAddr,
-) -> Result<(Option<Arc<str>>, Routed), ProxyError> {
+) -> Result<Routed, ProxyError> {
     let caller = match &snapshot.callers {
         Some(callers) => Some(callers.authenticate(request.headers())?),
         None => None,
@@ -55,34 +65,45 @@ pub fn route_request<B>(
     let target = route::target(request, local_addr)?;
     let source = snapshot
         .source(&target.source_id)
-        .cloned()
         .ok_or(ProxyError::UnknownSource)?;
     if caller.is_some_and(|caller| !caller.may_use(&source.id)) {
         return Err(ProxyError::CallerForbidden);
     }
-    let uri = route::upstream_uri(
-        &source.upstream,
-        target.rest,
-        target.query,
-        source.credentials.query(),
-    )?;
-    Ok((caller.map(|c| Arc::clone(&c.name)), Routed { source, uri }))
+    route::check_rest(&source.upstream.base_path, target.rest)?;
+    Ok(Routed {
+        caller: caller.map(|c| Arc::clone(&c.name)),
+        source: Arc::clone(source),
+        rest_start: target.rest_start,
+    })
 }
 
-/// Steps 3 and 4, clean and inject the static credentials. A token_exchange source reads
-/// the caller's bearer first (cleaning removes it) and returns it as the subject.
-pub fn clean_and_inject(source: &Source, parts: &mut Parts) -> Result<Option<Subject>, ProxyError> {
-    let subject = match source.credentials.token_source() {
-        Some(tokens) if tokens.needs_subject() => Some(Subject::from_headers(&parts.headers)?),
-        _ => None,
-    };
-    headers::clean_request(&mut parts.headers, source.auth_type == AuthType::None);
-    auth::inject(
-        &source.credentials,
-        &source.extra_headers,
+/// Steps 3 and 4 on a routed request's head: clean the caller's headers, then inject the
+/// source's credential (fetching a token if it has to).
+pub async fn clean_and_inject(
+    source: &Source,
+    rest_start: usize,
+    parts: &mut Parts,
+    tokens: &TokenClient,
+) -> Result<Injected, ProxyError> {
+    let credentials = &source.credentials;
+    let removed = headers::clean_request(
         &mut parts.headers,
+        credentials.forwards_caller_authorization(),
     );
-    Ok(subject)
+    // RFC 9112 §3.2. Checked here, where cleaning has looked the header up anyway.
+    if !removed.host && parts.version == Version::HTTP_11 {
+        return Err(ProxyError::BadRequest(
+            "an HTTP/1.1 request needs a Host header",
+        ));
+    }
+    let injection = Injection {
+        credentials,
+        extra_headers: &source.extra_headers,
+        upstream: &source.upstream,
+        rest_start,
+        caller_authorization: removed.authorization,
+    };
+    Ok(auth::inject(injection, parts, tokens).await?)
 }
 
 /// A response body: the upstream's, streamed, or credproxy's own problem+json.
@@ -126,24 +147,23 @@ impl Proxy {
         Arc::clone(&self.metrics)
     }
 
-    /// Handles one request that arrived on `connection`.
+    /// Handles one request; the one exit: answers, counts and logs once.
     pub async fn handle(
         &self,
         request: Request<Incoming>,
-        connection: Connection,
+        inbound: Inbound,
     ) -> Response<ProxyBody> {
         let started = Instant::now();
         let method = request.method().clone();
         let uri = request.uri().clone();
         let mut exchange = Exchange::default();
 
-        let result = if connection.framing_conflict() {
-            // Never forwarded: the upstream could frame this body differently.
+        let result = if inbound.framing_conflict {
             Err(ProxyError::BadRequest(
                 "Content-Length and Transfer-Encoding must not both be sent",
             ))
         } else {
-            self.forward(request, connection.local_addr, &mut exchange)
+            self.forward(request, inbound.local_addr, &mut exchange)
                 .await
         };
 
@@ -157,19 +177,24 @@ impl Proxy {
             Some(source) => source.metrics.requests.count(response.status()),
             None => self.metrics.unrouted.count(response.status()),
         }
-        if let Some(kind) = error.as_ref().and_then(UpstreamErrorKind::of) {
+        if let Some(kind) = error.as_ref().and_then(ProxyError::upstream_error_kind) {
             self.metrics.upstream_error(kind);
         }
+        let source = exchange.source.as_deref();
         telemetry::access_log(&AccessRecord {
             caller: exchange.caller.as_deref(),
-            source: exchange.source.as_deref(),
+            source: source.map(|s| &*s.id),
+            auth_type: source.map(|s| s.auth_type.as_str()),
             method: &method,
             path: uri.path(),
             status: response.status(),
             total,
             upstream: exchange.upstream_elapsed,
-            token: exchange.token.unwrap_or(TokenOutcome::None),
-            error: error.as_ref(),
+            token: exchange.token.unwrap_or(TokenOutcome::None).as_str(),
+            code: error.as_ref().map(ProxyError::code),
+            error: error
+                .as_ref()
+                .map(|e| e as &(dyn std::error::Error + 'static)),
         });
         response
     }
@@ -181,92 +206,66 @@ impl Proxy {
         exchange: &mut Exchange,
     ) -> Result<Response<Incoming>, ProxyError> {
         // One snapshot for the caller check and the route; the guard is gone before any await.
-        let (caller, routed) = route_request(&self.store.load(), &request, local_addr)?;
-        exchange.caller = caller;
+        let routed = route_request(&self.store.load(), &request, local_addr)?;
+        exchange.caller = routed.caller;
         exchange.source = Some(Arc::clone(&routed.source));
         let source = routed.source;
         let (mut parts, body) = request.into_parts();
-        let subject = clean_and_inject(&source, &mut parts)?;
-        parts.uri = routed.uri;
-
-        let tokens = source.credentials.token_source();
-        match tokens {
-            None => {
-                exchange.token = Some(TokenOutcome::None);
-                self.send(Request::from_parts(parts, Either::Left(body)), exchange)
-                    .await
-            }
-            Some(tokens) => {
-                self.forward_with_token(tokens, subject.as_ref(), parts, body, exchange)
-                    .await
-            }
+        let body = CallerBody::new(body);
+        let mut injected =
+            clean_and_inject(&source, routed.rest_start, &mut parts, &self.tokens).await?;
+        exchange.token = Some(injected.outcome);
+        if injected.outcome != TokenOutcome::Cached {
+            let request = Request::from_parts(parts, Either::Left(body));
+            return self.send(&source, request, &injected, exchange).await;
         }
-    }
 
-    /// Injects an OAuth2 token and forwards; an upstream 401 on a cached token drops it and
-    /// retries once with a new one, when the body can be sent again.
-    async fn forward_with_token(
-        &self,
-        tokens: &Arc<TokenSource>,
-        subject: Option<&Subject>,
-        mut parts: Parts,
-        body: Incoming,
-        exchange: &mut Exchange,
-    ) -> Result<Response<Incoming>, ProxyError> {
-        let token = tokens.token(&self.tokens, subject).await?;
-        exchange.token = Some(token.outcome);
-        parts.headers.insert(AUTHORIZATION, token.header.clone());
-        if token.outcome != TokenOutcome::Cached {
-            return self
-                .send(Request::from_parts(parts, Either::Left(body)), exchange)
-                .await;
-        }
+        // A cached token may have been revoked early: an upstream 401 gets one retry with a
+        // new token, when the body can be sent again.
         let bytes = match body::read_if_small(body).await? {
-            OutboundBody::Streaming(body) => {
-                return self
-                    .send(Request::from_parts(parts, Either::Left(body)), exchange)
-                    .await;
+            BodyForRetry::Streaming(body) => {
+                let request = Request::from_parts(parts, Either::Left(body));
+                return self.send(&source, request, &injected, exchange).await;
             }
-            OutboundBody::Replayable(bytes) => bytes,
+            BodyForRetry::Replayable(bytes) => bytes,
         };
         let mut retry = Request::new(Either::Right(Full::new(bytes.clone())));
         *retry.method_mut() = parts.method.clone();
         *retry.uri_mut() = parts.uri.clone();
         *retry.headers_mut() = parts.headers.clone();
-
-        let response = self
-            .send(
-                Request::from_parts(parts, Either::Right(Full::new(bytes))),
-                exchange,
-            )
-            .await?;
+        let first = Request::from_parts(parts, Either::Right(Full::new(bytes)));
+        let response = self.send(&source, first, &injected, exchange).await?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
-        tokens.invalidate(&token);
-        let fresh = tokens.token(&self.tokens, subject).await?;
-        tracing::debug!(source = ?exchange.source.as_ref().map(|s| &s.id), "Upstream refused a cached token; retrying once with a new one");
-        exchange.token = Some(fresh.outcome);
-        retry
-            .headers_mut()
-            .insert(AUTHORIZATION, fresh.header.clone());
-        self.send(retry, exchange).await
+        let reinjected = auth::reinject_after_refusal(
+            &source.credentials,
+            &mut injected,
+            retry.headers_mut(),
+            &self.tokens,
+        )
+        .await?;
+        let Some(outcome) = reinjected else {
+            return Ok(response);
+        };
+        tracing::debug!(source = %source.id, "Upstream refused a cached token; retrying once with a new one");
+        exchange.token = Some(outcome);
+        self.send(&source, retry, &injected, exchange).await
     }
 
     async fn send(
         &self,
-        request: Request<UpstreamBody>,
+        source: &Source,
+        request: Request<OutboundBody>,
+        injected: &Injected,
         exchange: &mut Exchange,
     ) -> Result<Response<Incoming>, ProxyError> {
         let sent = Instant::now();
-        let tls = exchange
-            .source
-            .as_ref()
-            .and_then(|source| source.tls.as_deref());
-        let result = self.client.send(request, tls).await;
+        let result = self.client.send(request, source.tls.as_ref()).await;
         *exchange.upstream_elapsed.get_or_insert(Duration::ZERO) += sent.elapsed();
         let mut response = result?;
-        headers::clean_response(response.headers_mut());
+        let token = injected.token.as_ref().map(|token| &token.header);
+        response::scrub(response.headers_mut(), source, token);
         Ok(response)
     }
 }

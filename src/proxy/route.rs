@@ -1,21 +1,19 @@
-//! Routing: `/{source_id}/{rest}?{query}` → the source, and the URI to forward to.
+//! Step 2 of the request path: `/{source_id}/{rest}?{query}` → the source.
 //!
-//! The scheme, host and port of a forwarded request always come from the config. The rest
-//! of the path and the query pass byte for byte (`%2F` stays `%2F`), but a path with a `.`
-//! or `..` segment, raw or percent-encoded, is refused: an upstream that normalises it
-//! would let a caller step outside the source's base path.
+//! The scheme, host and port of a forwarded request always come from the config (the
+//! upstream URI is assembled with the credential, in [`crate::auth::inject`]). The rest of
+//! the path and the query pass byte for byte (`%2F` stays `%2F`), but a path with a `.` or
+//! `..` segment, raw or percent-encoded, is refused: an upstream that normalises it would
+//! let a caller step outside the source's base path.
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
 
-use bytes::Bytes;
-use http::uri::{Authority, PathAndQuery};
-use http::{Request, Uri, Version};
+use http::uri::Authority;
+use http::{Method, Request, Version};
 use percent_encoding::percent_decode_str;
 
 use super::error::ProxyError;
-use crate::auth::QueryCredential;
-use crate::config::Upstream;
 
 /// Where a request points, borrowed from its URI.
 #[derive(Debug, PartialEq, Eq)]
@@ -24,14 +22,15 @@ pub struct Target<'a> {
     pub source_id: Cow<'a, str>,
     /// Everything after the source id: empty, or starting with `/`.
     pub rest: &'a str,
-    pub query: Option<&'a str>,
+    /// Where `rest` starts in the path.
+    pub rest_start: usize,
 }
 
-/// Checks the request target and splits it into source id, rest and query.
+/// Checks the request's method and target and splits the path into source id and rest.
 pub fn target<B>(request: &Request<B>, local_addr: SocketAddr) -> Result<Target<'_>, ProxyError> {
+    check_method(request.method())?;
     check_authority(request, local_addr)?;
-    let uri = request.uri();
-    let path = uri.path();
+    let path = request.uri().path();
     if !path.starts_with('/') {
         return Err(ProxyError::BadRequest("the request target must be a path"));
     }
@@ -51,8 +50,32 @@ pub fn target<B>(request: &Request<B>, local_addr: SocketAddr) -> Result<Target<
     Ok(Target {
         source_id,
         rest,
-        query: uri.query(),
+        rest_start: 1 + raw_id.len(),
     })
+}
+
+/// The upstream request-target must not start with `//`: some servers read it as a
+/// network-path reference to another host.
+pub fn check_rest(base_path: &str, rest: &str) -> Result<(), ProxyError> {
+    if base_path.is_empty() && rest.starts_with("//") {
+        return Err(ProxyError::BadRequest(
+            "the path after the source id must not start with '//'",
+        ));
+    }
+    Ok(())
+}
+
+/// Methods that are never forwarded: `TRACE` (and Microsoft's `TRACK`) make an upstream
+/// echo the request back, injected credential included; `CONNECT` would make credproxy a
+/// tunnel.
+fn check_method(method: &Method) -> Result<(), ProxyError> {
+    let refused = *method == Method::TRACE
+        || *method == Method::CONNECT
+        || method.as_str().eq_ignore_ascii_case("TRACK");
+    if refused {
+        return Err(ProxyError::MethodNotAllowed);
+    }
+    Ok(())
 }
 
 /// An absolute-form request (`GET http://host/…`, HTTP/1 only: in HTTP/2 the authority is
@@ -82,58 +105,21 @@ fn names_local(authority: &Authority, local_addr: SocketAddr) -> bool {
     host.eq_ignore_ascii_case("localhost") || host.parse() == Ok(local_addr.ip())
 }
 
-/// `.` and `..`, also when percent-encoded, and also as parts of a segment whose decoded
-/// form holds a `/` or `\` that an upstream might split on (`..%2F`).
+/// `.` and `..`, also when percent-encoded, with a `;` parameter (`..;x`, which Tomcat,
+/// Jetty and Spring read as `..`), and also as parts of a segment whose decoded form holds
+/// a `/` or `\` that an upstream might split on (`..%2F`).
 fn is_dot_segment(segment: &str) -> bool {
-    let is_dots = |s: &[u8]| s == b"." || s == b"..";
+    let is_dots = |s: &[u8]| {
+        matches!(
+            s,
+            [b'.'] | [b'.', b'.'] | [b'.', b';', ..] | [b'.', b'.', b';', ..]
+        )
+    };
     if !segment.contains(['%', '\\']) {
         return is_dots(segment.as_bytes());
     }
     let decoded: Cow<'_, [u8]> = percent_decode_str(segment).into();
     decoded.split(|&b| b == b'/' || b == b'\\').any(is_dots)
-}
-
-/// The URI to forward to: `{upstream}{rest}?{query}`, with the source's API key written
-/// into the query when it goes there.
-pub fn upstream_uri(
-    upstream: &Upstream,
-    rest: &str,
-    query: Option<&str>,
-    query_credential: Option<&QueryCredential>,
-) -> Result<Uri, ProxyError> {
-    // Sized exactly (in the usual cases), so that `Bytes::from` adopts the buffer as is
-    // instead of allocating a second block to share it: one allocation per request.
-    let path_len = (upstream.base_path.len() + rest.len()).max(1);
-    let query_len = match (query_credential, query) {
-        (Some(credential), _) => 1 + credential.max_query_len(query),
-        (None, Some(query)) => 1 + query.len(),
-        (None, None) => 0,
-    };
-    let mut path = String::with_capacity(path_len + query_len);
-    path.push_str(&upstream.base_path);
-    path.push_str(rest);
-    if path.is_empty() {
-        path.push('/');
-    }
-    match (query_credential, query) {
-        (Some(credential), _) => {
-            path.push('?');
-            credential.write_query(query, &mut path);
-        }
-        (None, Some(query)) => {
-            path.push('?');
-            path.push_str(query);
-        }
-        (None, None) => {}
-    }
-    let path_and_query = PathAndQuery::from_maybe_shared(Bytes::from(path))
-        .map_err(|_| ProxyError::BadRequest("the request target is not a valid URI path"))?;
-    Uri::builder()
-        .scheme(upstream.scheme.clone())
-        .authority(upstream.authority.clone())
-        .path_and_query(path_and_query)
-        .build()
-        .map_err(|_| ProxyError::BadRequest("the request target is not a valid URI path"))
 }
 
 #[cfg(test)]

@@ -1,8 +1,19 @@
-//! Listeners and connections: HTTP/1.1 and h2c on one port, limits that keep slow or
-//! numerous clients from holding the proxy, and a graceful shutdown that stops accepting
-//! and lets in-flight requests finish.
+//! Listeners and connections: HTTP/1.1 and h2c on one port, limits that keep slow, silent
+//! or numerous clients from holding the proxy, and a graceful shutdown that stops
+//! accepting and lets in-flight requests finish.
+//!
+//! Every connection must complete a request head within the header-read timeout, counted
+//! from the accept: the TLS handshake, the bytes that tell HTTP/1 from h2c, and the first
+//! request all fall under it, so a socket that sends nothing (or half a preface, or only
+//! answers PINGs) cannot keep a slot. After that, hyper bounds the wait between HTTP/1
+//! requests, and an h2 connection with no open stream is closed (GOAWAY) after the idle
+//! timeout. Per-connection work is in [`conn`].
 
-use std::convert::Infallible;
+mod conn;
+mod detect;
+mod framing;
+pub mod tls;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,26 +23,21 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
-
-use crate::proxy::framing::Guarded;
-
-pub mod tls;
+use tokio_util::task::TaskTracker;
 
 pub use tls::ListenerTls;
 
-/// Connection-level settings shared by the proxy and admin listeners.
+/// Connection-level settings of one listener.
 #[derive(Debug, Clone, Copy)]
 pub struct ServerSettings {
-    /// Time a client gets to send a request's headers (HTTP/1), including the wait for
-    /// the next request on a kept-alive connection: the bound on slow or idle clients.
+    /// Time from accept to a complete request head (TLS handshake and protocol detection
+    /// included), and between HTTP/1 requests on a kept-alive connection.
     pub header_read_timeout: Duration,
+    /// An h2 connection with no open stream for this long is closed.
+    pub idle_timeout: Duration,
     /// Open connections at most; further clients wait in the listen backlog.
     pub max_connections: usize,
     /// Largest request head (HTTP/1) or header list (HTTP/2) accepted (→ 431).
@@ -46,10 +52,27 @@ impl Default for ServerSettings {
     fn default() -> Self {
         Self {
             header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
             max_connections: 10_000,
             max_header_bytes: 64 * 1024,
             max_h2_streams: 256,
             shutdown_grace: Duration::from_secs(25),
+        }
+    }
+}
+
+impl ServerSettings {
+    /// The admin listener's: few connections and short timeouts of its own, so that no
+    /// flood of proxy connections (or of admin ones) keeps `/healthz` from answering a
+    /// probe for long.
+    pub fn admin(proxy: &ServerSettings) -> Self {
+        Self {
+            header_read_timeout: proxy.header_read_timeout.min(Duration::from_secs(5)),
+            idle_timeout: proxy.idle_timeout.min(Duration::from_secs(30)),
+            max_connections: 64,
+            max_header_bytes: 16 * 1024,
+            max_h2_streams: 16,
+            shutdown_grace: proxy.shutdown_grace,
         }
     }
 }
@@ -63,7 +86,7 @@ pub struct Connection {
 
 impl Connection {
     /// Whether a request head on this connection carried both `Content-Length` and
-    /// `Transfer-Encoding` (see [`crate::proxy::framing`]).
+    /// `Transfer-Encoding` (see [`framing`]).
     pub fn framing_conflict(&self) -> bool {
         self.framing_conflict.load(Ordering::Acquire)
     }
@@ -73,6 +96,7 @@ impl Connection {
 pub trait Handler: Send + Sync + 'static {
     type Body: http_body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
         + Send
+        + Unpin
         + 'static;
 
     fn handle(
@@ -83,8 +107,7 @@ pub trait Handler: Send + Sync + 'static {
 }
 
 /// Accepts connections on `listener` until `shutdown` is cancelled, then waits up to the
-/// grace period for open connections to finish their requests. With `tls`, each
-/// connection first completes a TLS handshake (bounded by the header-read timeout).
+/// grace period for open connections to finish their requests, and closes the rest.
 pub async fn serve<H: Handler>(
     listener: TcpListener,
     handler: Arc<H>,
@@ -92,9 +115,10 @@ pub async fn serve<H: Handler>(
     shutdown: CancellationToken,
     tls: Option<Arc<ListenerTls>>,
 ) {
-    let builder = Arc::new(builder(&settings));
-    let graceful = GracefulShutdown::new();
+    let builders = Arc::new(conn::Builders::new(&settings));
     let slots = Arc::new(Semaphore::new(settings.max_connections));
+    let connections = TaskTracker::new();
+    let hard_stop = CancellationToken::new();
 
     loop {
         // A free connection slot first: at the limit, new clients wait in the backlog.
@@ -117,86 +141,28 @@ pub async fn serve<H: Handler>(
             },
             () = shutdown.cancelled() => break,
         };
-        let Ok(local_addr) = stream.local_addr() else {
-            continue;
+        let accepted = conn::Accepted {
+            stream,
+            peer,
+            slot,
+            handler: Arc::clone(&handler),
+            builders: Arc::clone(&builders),
+            settings,
+            tls: tls.clone(),
+            shutdown: shutdown.clone(),
+            hard_stop: hard_stop.clone(),
         };
-        let _ = stream.set_nodelay(true);
-        let (handler, builder, tls, watcher) = (
-            Arc::clone(&handler),
-            Arc::clone(&builder),
-            tls.clone(),
-            graceful.watcher(),
-        );
-        tokio::spawn(async move {
-            let stream = match tls {
-                None => Either::Left(stream),
-                Some(tls) => {
-                    let handshake = tokio::time::timeout(
-                        settings.header_read_timeout,
-                        tls.acceptor().accept(stream),
-                    );
-                    match handshake.await {
-                        Ok(Ok(stream)) => Either::Right(stream),
-                        Ok(Err(error)) => {
-                            return tracing::debug!(%peer, %error, "TLS handshake failed")
-                        }
-                        Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                }
-            };
-            let (stream, framing_conflict) = Guarded::new(stream);
-            let connection = Connection {
-                local_addr,
-                framing_conflict,
-            };
-            let service = hyper::service::service_fn(move |request| {
-                let (handler, connection) = (Arc::clone(&handler), connection.clone());
-                async move { Ok::<_, Infallible>(handler.handle(request, &connection).await) }
-            });
-            let connection = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .into_owned();
-            if let Err(error) = watcher.watch(connection).await {
-                tracing::debug!(%peer, error = %error, "Connection ended with an error");
-            }
-            drop(slot);
-        });
+        connections.spawn(accepted.serve());
     }
 
     drop(listener);
+    connections.close();
     tokio::select! {
-        () = graceful.shutdown() => {}
+        () = connections.wait() => {}
         () = tokio::time::sleep(settings.shutdown_grace) => {
             tracing::warn!(grace_s = settings.shutdown_grace.as_secs(), "Shutdown grace period over; closing the remaining connections");
+            hard_stop.cancel();
+            connections.wait().await;
         }
-    }
-}
-
-fn builder(settings: &ServerSettings) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(settings.header_read_timeout)
-        .max_buf_size(settings.max_header_bytes.max(8192));
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(settings.max_h2_streams)
-        .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX))
-        .keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_timeout(Duration::from_secs(20));
-    builder
-}
-
-impl Handler for crate::proxy::Proxy {
-    type Body = crate::proxy::ProxyBody;
-
-    fn handle(
-        &self,
-        request: Request<Incoming>,
-        connection: &Connection,
-    ) -> impl Future<Output = Response<Self::Body>> + Send {
-        crate::proxy::Proxy::handle(self, request, connection.clone())
     }
 }

@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use tokio_rustls::TlsAcceptor;
+
+use crate::files::{self, MAX_SECRET_FILE_BYTES};
+use crate::transport::tls;
 
 /// The listener's certificate and the files it comes from.
 pub struct ListenerTls {
@@ -49,14 +50,7 @@ impl ListenerTls {
         let current = Arc::new(CurrentCert(ArcSwap::from_pointee(load(
             cert_path, key_path,
         )?)));
-        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_no_client_auth()
-        .with_cert_resolver(current.clone());
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let config = tls::server_config(current.clone()).map_err(|e| e.to_string())?;
         Ok(Self {
             cert_path: cert_path.to_path_buf(),
             key_path: key_path.to_path_buf(),
@@ -78,16 +72,18 @@ impl ListenerTls {
 }
 
 fn load(cert_path: &Path, key_path: &Path) -> Result<CertifiedKey, String> {
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_path)
-        .map_err(|e| format!("cannot read {}: {e}", cert_path.display()))?
-        .filter_map(Result::ok)
-        .collect();
+    let read = |path: &Path| {
+        files::read_capped(path, MAX_SECRET_FILE_BYTES)
+            .map(zeroize::Zeroizing::new)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))
+    };
+    let chain = tls::certificates(&read(cert_path)?);
     if chain.is_empty() {
         return Err(format!("{} holds no PEM certificate", cert_path.display()));
     }
-    let key = PrivateKeyDer::from_pem_file(key_path)
-        .map_err(|_| format!("{} holds no PEM private key", key_path.display()))?;
-    CertifiedKey::from_der(chain, key, &rustls::crypto::ring::default_provider()).map_err(|e| {
+    let key = tls::private_key(&read(key_path)?)
+        .ok_or_else(|| format!("{} holds no PEM private key", key_path.display()))?;
+    tls::certified_key(chain, key).map_err(|e| {
         format!(
             "{} and {} do not make a usable certificate: {e}",
             cert_path.display(),

@@ -74,18 +74,45 @@ pub async fn get(client: &TestClient, url: &str) -> Answer {
     .await
 }
 
-/// Writes `raw` on a fresh connection and reads until the server closes it or sends a
-/// complete head; returns the status code and the text received.
+/// Writes `raw` on a fresh connection and reads one response (until the server closes the
+/// connection, or a head and its `Content-Length` body have arrived); returns the status
+/// code and the text received.
 pub async fn raw(addr: std::net::SocketAddr, raw: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).await.expect("connect");
     stream.write_all(raw.as_bytes()).await.expect("write");
-    let mut received = Vec::new();
-    let _ = super::within("a raw response", stream.read_to_end(&mut received)).await;
-    let text = String::from_utf8_lossy(&received).into_owned();
+    let text = read_response(&mut stream).await;
     let status = text
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no status line in {text:?}"));
     (status, text)
+}
+
+/// Reads one response head and its `Content-Length` body (or everything until the server
+/// closes the connection) from a kept-alive connection.
+pub async fn read_response(stream: &mut TcpStream) -> String {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = super::within("a response", stream.read(&mut buf))
+            .await
+            .unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        data.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&data);
+        if let Some(head_end) = text.find("\r\n\r\n") {
+            let length = text[..head_end].lines().find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+            });
+            if length.is_some_and(|length| data.len() >= head_end + 4 + length) {
+                break;
+            }
+        }
+    }
+    String::from_utf8_lossy(&data).into_owned()
 }

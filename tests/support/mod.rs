@@ -52,9 +52,9 @@ impl InProcessProxy {
             keys: Some(&keys),
             ..Default::default()
         };
-        let snapshot = credproxy::config::load(path, options)
+        let spec = credproxy::config::load(path, options)
             .unwrap_or_else(|e| panic!("test config rejected: {e}"));
-        let mut proxy = Self::serve(snapshot, Options::default()).await;
+        let mut proxy = Self::serve(credproxy::live::build(spec, None), Options::default()).await;
         let reloader = Arc::new(Reloader::new(
             Arc::clone(&proxy.store),
             path.to_path_buf(),
@@ -67,16 +67,16 @@ impl InProcessProxy {
     }
 
     pub async fn start_with(yaml: &str, options: Options) -> Self {
-        let snapshot = credproxy::config::load_bytes(
+        let spec = credproxy::config::load_bytes(
             std::path::Path::new("test.yaml"),
             yaml.as_bytes(),
             Default::default(),
         )
         .unwrap_or_else(|e| panic!("test config rejected: {e}"));
-        Self::serve(snapshot, options).await
+        Self::serve(credproxy::live::build(spec, None), options).await
     }
 
-    async fn serve(snapshot: credproxy::config::Snapshot, options: Options) -> Self {
+    async fn serve(snapshot: credproxy::live::Snapshot, options: Options) -> Self {
         let Options {
             client: settings,
             tokens,

@@ -1,8 +1,9 @@
 use super::*;
+use crate::config::spec::{ExchangeSpec, ACCESS_TOKEN_TYPE};
 use http_body_util::BodyExt;
 
-fn settings(client_auth: ClientAuth, exchange: Option<ExchangeSettings>) -> OAuthSettings {
-    OAuthSettings {
+fn settings(client_auth: ClientAuth, exchange: Option<ExchangeSpec>) -> OAuthSpec {
+    OAuthSpec {
         token_url: "http://idp.test/oauth/token".parse().expect("uri"),
         client_id: "my client".into(),
         client_secret: Secret::new("s3cr:t&"),
@@ -57,7 +58,7 @@ async fn client_credentials_with_post_auth() {
 
 #[tokio::test]
 async fn token_exchange_form() {
-    let exchange = ExchangeSettings {
+    let exchange = ExchangeSpec {
         audience: Some("orders".into()),
         resource: Some("https://orders.test".into()),
         subject_token_type: ACCESS_TOKEN_TYPE.into(),

@@ -1,8 +1,8 @@
 //! The admin listener: liveness, readiness, metrics and the config in effect (never a
 //! secret).
 
-use std::fmt::Write as _;
-use std::future::Future;
+mod export;
+
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
@@ -10,12 +10,11 @@ use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
-use hyper::body::Incoming;
 
-use crate::caller::Access;
-use crate::metrics::Exporter;
-use crate::proxy::error::problem_response;
-use crate::server::{Connection, Handler};
+pub use export::Exporter;
+
+use crate::config::spec::Access;
+use crate::problem::response as problem_response;
 use crate::store::Store;
 
 /// Serves `/healthz` (the process answers), `/readyz` (a config is loaded and the
@@ -32,7 +31,7 @@ impl Admin {
         Self { store, exporter }
     }
 
-    fn respond(&self, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+    pub fn respond<B>(&self, request: &Request<B>) -> Response<Full<Bytes>> {
         if request.method() != Method::GET && request.method() != Method::HEAD {
             return problem_response(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -79,10 +78,7 @@ impl Admin {
     fn config_json(&self) -> String {
         let snapshot = self.store.load_full();
         let meta = &snapshot.meta;
-        let mut hash = String::with_capacity(64);
-        for byte in meta.content_sha256 {
-            let _ = write!(hash, "{byte:02x}");
-        }
+        let hash = crate::digest::hex(&meta.content_sha256);
         let sources: Vec<serde_json::Value> = snapshot
             .sources()
             .iter()
@@ -127,16 +123,4 @@ fn text(status: StatusCode, content_type: &'static str, body: String) -> Respons
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
-}
-
-impl Handler for Admin {
-    type Body = Full<Bytes>;
-
-    fn handle(
-        &self,
-        request: Request<Incoming>,
-        _connection: &Connection,
-    ) -> impl Future<Output = Response<Self::Body>> + Send {
-        std::future::ready(self.respond(&request))
-    }
 }

@@ -7,7 +7,8 @@
 //! bytes hyper reads: request heads, then each body by its framing, to find the next
 //! head. The handler checks the connection's flag before anything else and answers 400;
 //! hyper closes the connection after that response. An h2c connection (its preface) is
-//! not followed: HTTP/2 has no such ambiguity.
+//! not followed: HTTP/2 has no such ambiguity. A connection concern: the proxy only sees
+//! the flag.
 
 use std::io;
 use std::pin::Pin;
@@ -103,24 +104,29 @@ impl Framing {
         }
     }
 
-    /// Decides how the body after `head` is framed.
+    /// Decides how the body after `head` is framed. A head with both `Content-Length` and
+    /// `Transfer-Encoding` is a conflict whatever their values (`chunked` with a length of
+    /// `abc`, `-1` or `5, 5` included): hyper would frame it one way, an upstream perhaps
+    /// another.
     fn after_head(&self, head: &[u8]) -> State {
         if head.starts_with(b"PRI * HTTP/2.0") {
             return State::Off;
         }
-        let mut content_length: Option<u64> = None;
+        let mut content_length: Option<Option<u64>> = None;
         let mut chunked = None;
         for line in head.split(|&b| b == b'\n').skip(1) {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             let Some(colon) = line.iter().position(|&b| b == b':') else {
                 continue;
             };
-            let (name, value) = (&line[..colon], trim(&line[colon + 1..]));
+            let (name, value) = (trim(&line[..colon]), trim(&line[colon + 1..]));
             if name.eq_ignore_ascii_case(b"content-length") {
-                content_length = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
-                if content_length.is_none() {
-                    return State::Off;
-                }
+                let parsed = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
+                // A second, different length is hyper's to refuse.
+                content_length = Some(match content_length {
+                    Some(seen) if seen != parsed => None,
+                    _ => parsed,
+                });
             } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
                 let last = value
                     .rsplit(|&b| b == b',')
@@ -136,9 +142,10 @@ impl Framing {
                 State::Off
             }
             (Some(true), None) => State::Chunked(Chunk::Size(0)),
-            (Some(false), None) => State::Off,
-            (None, Some(0)) | (None, None) => State::Head(Vec::new()),
-            (None, Some(length)) => State::Body(length),
+            // Not followed any further: hyper refuses these heads itself.
+            (Some(false), None) | (None, Some(None)) => State::Off,
+            (None, Some(Some(0))) | (None, None) => State::Head(Vec::new()),
+            (None, Some(Some(length))) => State::Body(length),
         }
     }
 }
@@ -304,6 +311,19 @@ mod tests {
         "POST /a HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
     const SMUGGLE_TE_CL: &str =
         "POST /a HTTP/1.1\r\ntransfer-encoding: gzip, chunked\r\ncontent-length: 4\r\n\r\n";
+
+    #[test]
+    fn both_headers_conflict_whatever_their_values() {
+        for length in ["abc", "-1", "5, 5", "", "99999999999999999999999"] {
+            for head in [
+                format!("POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: {length}\r\n\r\n"),
+                format!("POST /a HTTP/1.1\r\nContent-Length: {length}\r\nTransfer-Encoding: chunked\r\n\r\n"),
+                format!("POST /a HTTP/1.1\r\nContent-Length : {length}\r\nTransfer-Encoding: identity\r\n\r\n"),
+            ] {
+                assert!(run(&head, 3).0, "{head:?}");
+            }
+        }
+    }
 
     #[test]
     fn a_conflict_is_flagged_in_any_request_of_a_connection() {

@@ -1,26 +1,19 @@
-//! Arguments and wiring: what each sub-command starts, nothing more.
+//! Arguments and wiring: what each sub-command starts, nothing more. `serve`'s wiring is
+//! in [`serve`].
+
+mod serve;
 
 use std::io::{IsTerminal as _, Read as _};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
-use crate::admin::Admin;
-use crate::auth::oauth2::TokenClientSettings;
 use crate::config::{self, LoadOptions};
-use crate::metrics::Exporter;
-use crate::proxy::{ClientSettings, Proxy, UpstreamClient};
 use crate::secret::{MasterKey, MasterKeys};
-use crate::server::{self, ListenerTls, ServerSettings};
-use crate::store::Store;
-use crate::telemetry::{self, LogFormat};
-use crate::watch::{self, Reloader, Trigger};
+use crate::telemetry::LogFormat;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -102,10 +95,13 @@ pub struct ServeArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
-    /// Time a client gets to send request headers, also the idle limit of a kept-alive
-    /// HTTP/1 connection.
+    /// Time a connection gets to send a complete request head, counted from the accept
+    /// (TLS handshake included); also the idle limit of a kept-alive HTTP/1 connection.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
     pub header_read_timeout: Duration,
+    /// An HTTP/2 connection with no open stream for this long is closed (GOAWAY).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
+    pub idle_timeout: Duration,
     /// Open client connections at most, per listener.
     #[arg(long, default_value_t = 10_000)]
     pub max_connections: usize,
@@ -130,8 +126,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Some(Command::Check(args)) => check(&args),
         Some(Command::Encrypt(args)) => encrypt(&args),
         Some(Command::HashToken) => hash_token(),
-        Some(Command::Serve(args)) => serve(*args),
-        None => serve(cli.serve),
+        Some(Command::Serve(args)) => serve::serve(*args),
+        None => serve::serve(cli.serve),
     }
 }
 
@@ -158,7 +154,7 @@ impl KeyArgs {
 fn key_from(file: Option<&PathBuf>, variable: &str) -> Result<Option<MasterKey>, String> {
     let text = match file {
         Some(path) => zeroize::Zeroizing::new(
-            std::fs::read_to_string(path)
+            crate::files::read_text_capped(path, crate::files::MAX_SECRET_FILE_BYTES)
                 .map_err(|e| format!("cannot read the master key file {}: {e}", path.display()))?,
         ),
         None => match std::env::var(variable) {
@@ -185,19 +181,15 @@ fn check(args: &ConfigArgs) -> ExitCode {
         ..LoadOptions::default()
     };
     match config::load(&args.path, options) {
-        Ok(snapshot) => {
-            for source in snapshot.sources() {
+        Ok(spec) => {
+            for source in &spec.sources {
                 println!("{}\t{}\t{}", source.id, source.auth_type, source.upstream);
             }
+            let count = spec.sources.len();
             eprintln!(
-                "{}: OK, {} source{}",
+                "{}: OK, {count} source{}",
                 args.path.display(),
-                snapshot.sources().len(),
-                if snapshot.sources().len() == 1 {
-                    ""
-                } else {
-                    "s"
-                }
+                if count == 1 { "" } else { "s" }
             );
             ExitCode::SUCCESS
         }
@@ -285,187 +277,4 @@ fn read_secret() -> std::io::Result<zeroize::Zeroizing<String>> {
         }
     }
     Ok(text)
-}
-
-fn serve(args: ServeArgs) -> ExitCode {
-    telemetry::init(args.log_format);
-    let keys = match args.config.keys.master_keys() {
-        Ok(keys) => keys,
-        Err(error) => {
-            tracing::error!(%error, "Cannot start: bad master key");
-            return ExitCode::FAILURE;
-        }
-    };
-    let options = LoadOptions {
-        keys: Some(&keys),
-        previous: None,
-        require_callers: args.requires_callers(),
-    };
-    let snapshot = match config::load(&args.config.path, options) {
-        Ok(snapshot) => snapshot,
-        Err(error) => {
-            tracing::error!(problems = %error, "Cannot start: the config was rejected");
-            return ExitCode::FAILURE;
-        }
-    };
-    let runtime = match runtime(args.workers) {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            tracing::error!(%error, "Cannot start the async runtime");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(run_servers(args, snapshot, keys))
-}
-
-/// The async runtime: single-threaded for one worker (no work stealing to pay for),
-/// a work-stealing pool otherwise.
-fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
-    let workers = match workers {
-        0 => std::thread::available_parallelism().map_or(1, usize::from),
-        n => n,
-    };
-    let mut builder = if workers == 1 {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        let mut builder = tokio::runtime::Builder::new_multi_thread();
-        builder.worker_threads(workers);
-        builder
-    };
-    builder.enable_all().build()
-}
-
-async fn run_servers(args: ServeArgs, snapshot: config::Snapshot, keys: MasterKeys) -> ExitCode {
-    tracing::info!(
-        path = %args.config.path.display(),
-        sources = snapshot.sources().len(),
-        "Config loaded"
-    );
-    let store = Arc::new(Store::new(snapshot));
-    let reloader = Arc::new(Reloader::new(
-        Arc::clone(&store),
-        args.config.path.clone(),
-        keys,
-        args.requires_callers(),
-    ));
-    let reload = match watch::spawn(Arc::clone(&reloader), !args.no_watch) {
-        Ok(handle) => handle,
-        Err(error) => {
-            tracing::error!(%error, "Cannot watch the config directory (pass --no-watch to rely on SIGHUP)");
-            return ExitCode::FAILURE;
-        }
-    };
-    let client = match UpstreamClient::new(ClientSettings {
-        connect_timeout: args.connect_timeout,
-        response_timeout: args.upstream_timeout,
-        ..ClientSettings::default()
-    }) {
-        Ok(client) => client,
-        Err(error) => {
-            tracing::error!(%error, "Cannot set up TLS for upstreams");
-            return ExitCode::FAILURE;
-        }
-    };
-    let listener_tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => match ListenerTls::from_files(cert, key) {
-            Ok(tls) => Some(Arc::new(tls)),
-            Err(error) => {
-                tracing::error!(%error, "Cannot start: bad TLS certificate or key");
-                return ExitCode::FAILURE;
-            }
-        },
-        _ => None,
-    };
-    let proxy_listener = match bind(args.listen, "proxy").await {
-        Some(listener) => listener,
-        None => return ExitCode::FAILURE,
-    };
-    let admin_listener = match bind(args.admin_listen, "admin").await {
-        Some(listener) => listener,
-        None => return ExitCode::FAILURE,
-    };
-
-    let settings = ServerSettings {
-        shutdown_grace: args.shutdown_grace,
-        header_read_timeout: args.header_read_timeout,
-        max_connections: args.max_connections,
-        ..ServerSettings::default()
-    };
-    let token_settings = TokenClientSettings {
-        timeout: args.token_timeout,
-        default_lifetime: args.token_default_lifetime,
-    };
-    let shutdown = CancellationToken::new();
-    let proxy = Arc::new(Proxy::new(Arc::clone(&store), client, token_settings));
-    let exporter = Exporter::new(Arc::clone(&store), proxy.metrics(), Some(reloader));
-    let proxy = tokio::spawn(server::serve(
-        proxy_listener,
-        proxy,
-        settings,
-        shutdown.clone(),
-        listener_tls.clone(),
-    ));
-    let admin = tokio::spawn(server::serve(
-        admin_listener,
-        Arc::new(Admin::new(store, exporter)),
-        settings,
-        shutdown.clone(),
-        None,
-    ));
-
-    let on_hangup = || {
-        reload.trigger(Trigger::Signal);
-        if let Some(tls) = &listener_tls {
-            match tls.reload() {
-                Ok(()) => tracing::info!("TLS certificate reloaded"),
-                Err(error) => {
-                    tracing::error!(%error, "TLS certificate reload failed; keeping the current one")
-                }
-            }
-        }
-    };
-    if let Err(error) = wait_for_stop_signal(on_hangup).await {
-        tracing::error!(%error, "Cannot listen for signals");
-        return ExitCode::FAILURE;
-    }
-    tracing::info!(
-        grace_s = args.shutdown_grace.as_secs_f64(),
-        "Shutting down: finishing in-flight requests"
-    );
-    shutdown.cancel();
-    let _ = tokio::join!(proxy, admin);
-    tracing::info!("Stopped");
-    ExitCode::SUCCESS
-}
-
-async fn bind(addr: SocketAddr, name: &'static str) -> Option<TcpListener> {
-    match TcpListener::bind(addr).await {
-        Ok(listener) => {
-            let local = listener.local_addr().unwrap_or(addr);
-            tracing::info!(listener = name, listen = %local, "Listening");
-            Some(listener)
-        }
-        Err(error) => {
-            tracing::error!(listener = name, listen = %addr, %error, "Cannot bind");
-            None
-        }
-    }
-}
-
-/// Returns on SIGTERM or SIGINT; calls `on_hangup` for each SIGHUP meanwhile.
-async fn wait_for_stop_signal(on_hangup: impl Fn()) -> std::io::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut hangup = signal(SignalKind::hangup())?;
-    loop {
-        tokio::select! {
-            _ = terminate.recv() => return Ok(()),
-            _ = interrupt.recv() => return Ok(()),
-            _ = hangup.recv() => {
-                tracing::info!("SIGHUP: reloading the config");
-                on_hangup();
-            }
-        }
-    }
 }

@@ -1,116 +1,14 @@
-//! The one type that holds a secret.
-//!
-//! `Secret` prints `[redacted]` through `Debug` and `Display`, has no `Serialize`, and hands
-//! its value out only through [`Secret::expose`], so a grep for `expose` finds every place a
-//! secret leaves this type. The bytes are zeroed when the value is dropped.
+//! `{ encrypted: "v1:…" }` values: AES-256-GCM under a master key, a random 96-bit nonce
+//! per value, and a key id so that "another key" and "tampered" are told apart.
 
 use std::fmt;
-
-use serde::de::{self, Deserialize, Deserializer, Visitor};
-use zeroize::Zeroizing;
-
-/// A credential: a password, API key, token or client secret.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Zeroizing<String>);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(Zeroizing::new(value.into()))
-    }
-
-    /// The secret value. Call only where the value goes on the wire.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-/// Deserializes from a YAML scalar. Every scalar arrives here as a string (YAML's `0123`
-/// stays `0123`), and a wrong shape is reported by kind only: serde's own messages would
-/// quote the value.
-impl<'de> Deserialize<'de> for Secret {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct SecretVisitor;
-
-        impl Visitor<'_> for SecretVisitor {
-            type Value = Secret;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Secret, E> {
-                Ok(Secret::new(v))
-            }
-
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Secret, E> {
-                Ok(Secret::new(v))
-            }
-
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Secret, E> {
-                Err(E::custom("a secret must be a string"))
-            }
-
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Secret, E> {
-                Err(E::custom("a secret must be a string"))
-            }
-
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Secret, E> {
-                Err(E::custom("a secret must be a string"))
-            }
-
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Secret, E> {
-                Err(E::custom("a secret must be a string"))
-            }
-        }
-
-        deserializer.deserialize_string(SecretVisitor)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn debug_and_display_redact() {
-        let s = Secret::new("hunter2");
-        assert_eq!(format!("{s:?}"), "[redacted]");
-        assert_eq!(format!("{s}"), "[redacted]");
-        assert_eq!(format!("{:?}", Some(&s)), "Some([redacted])");
-        assert_eq!(s.expose(), "hunter2");
-    }
-
-    #[test]
-    fn deserializes_scalars_as_written() {
-        let s: Secret = serde_yaml::from_str("0123").expect("scalar");
-        assert_eq!(s.expose(), "0123");
-        let err = serde_yaml::from_str::<Secret>("[hunter2]").expect_err("sequence");
-        assert!(!err.to_string().contains("hunter2"), "{err}");
-    }
-}
-
-// === Value encryption ===
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
+
+use super::Secret;
 
 const ENCRYPTED_PREFIX: &str = "v1:";
 const KEY_ID_LEN: usize = 4;
@@ -249,7 +147,7 @@ impl MasterKeys {
 }
 
 #[cfg(test)]
-mod crypto_tests {
+mod tests {
     use super::*;
 
     fn key(byte: u8) -> MasterKey {

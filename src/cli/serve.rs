@@ -1,0 +1,273 @@
+//! `credproxy serve`: the runtime, the listeners and what they serve, the reloader, the
+//! signals.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::ServeArgs;
+use crate::admin::{Admin, Exporter};
+use crate::auth::oauth2::TokenClientSettings;
+use crate::config::{self, LoadOptions};
+use crate::live;
+use crate::proxy::{Inbound, Proxy, ProxyBody, UpstreamClient};
+use crate::secret::MasterKeys;
+use crate::server::{self, Connection, Handler, ListenerTls, ServerSettings};
+use crate::store::Store;
+use crate::telemetry;
+use crate::transport::ClientSettings;
+use crate::watch::{self, Reloader, Trigger};
+
+pub(super) fn serve(args: ServeArgs) -> ExitCode {
+    telemetry::init(args.log_format);
+    let keys = match args.config.keys.master_keys() {
+        Ok(keys) => keys,
+        Err(error) => {
+            tracing::error!(%error, "Cannot start: bad master key");
+            return ExitCode::FAILURE;
+        }
+    };
+    let options = LoadOptions {
+        keys: Some(&keys),
+        require_callers: args.requires_callers(),
+    };
+    let spec = match config::load(&args.config.path, options) {
+        Ok(spec) => spec,
+        Err(error) => {
+            tracing::error!(problems = %error, "Cannot start: the config was rejected");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match runtime(args.workers) {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(%error, "Cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    let grace = args.shutdown_grace;
+    let code = runtime.block_on(run_servers(args, live::build(spec, None), keys));
+    // Whatever is still running (a reload on a blocking thread, say) must not hold the
+    // exit past the grace period the operator gave.
+    runtime.shutdown_timeout(grace);
+    code
+}
+
+/// Raises the open-file limit to its hard maximum (each proxied connection needs up to two
+/// descriptors, the client's and the upstream's) and returns the connection limit that
+/// leaves room for the admin listener, config files and token endpoints.
+fn connection_limit(wanted: usize) -> usize {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    const RESERVED: u64 = 256;
+    let mut limit = getrlimit(Resource::Nofile);
+    if let (Some(current), Some(maximum)) = (limit.current, limit.maximum) {
+        if current < maximum {
+            limit.current = Some(maximum);
+            if setrlimit(Resource::Nofile, limit).is_err() {
+                limit.current = Some(current);
+            }
+        }
+    }
+    let Some(files) = limit.current else {
+        return wanted;
+    };
+    let fits = usize::try_from(files.saturating_sub(RESERVED) / 2).unwrap_or(usize::MAX);
+    if wanted > fits {
+        tracing::warn!(
+            max_connections = wanted,
+            open_file_limit = files,
+            lowered_to = fits,
+            "The open-file limit does not allow --max-connections; lowering it"
+        );
+        return fits.max(1);
+    }
+    wanted
+}
+
+/// The async runtime: single-threaded for one worker (no work stealing to pay for),
+/// a work-stealing pool otherwise.
+fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    let workers = match workers {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    };
+    let mut builder = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(workers);
+        builder
+    };
+    builder.enable_all().build()
+}
+
+async fn run_servers(args: ServeArgs, snapshot: live::Snapshot, keys: MasterKeys) -> ExitCode {
+    tracing::info!(
+        path = %args.config.path.display(),
+        sources = snapshot.sources().len(),
+        "Config loaded"
+    );
+    let store = Arc::new(Store::new(snapshot));
+    let reloader = Arc::new(Reloader::new(
+        Arc::clone(&store),
+        args.config.path.clone(),
+        keys,
+        args.requires_callers(),
+    ));
+    let reload = match watch::spawn(Arc::clone(&reloader), !args.no_watch) {
+        Ok(handle) => handle,
+        Err(error) => {
+            tracing::error!(%error, "Cannot watch the config directory (pass --no-watch to rely on SIGHUP)");
+            return ExitCode::FAILURE;
+        }
+    };
+    let client = match UpstreamClient::new(ClientSettings {
+        connect_timeout: args.connect_timeout,
+        response_timeout: args.upstream_timeout,
+        ..ClientSettings::default()
+    }) {
+        Ok(client) => client,
+        Err(error) => {
+            tracing::error!(%error, "Cannot set up TLS for upstreams");
+            return ExitCode::FAILURE;
+        }
+    };
+    let listener_tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => match ListenerTls::from_files(cert, key) {
+            Ok(tls) => Some(Arc::new(tls)),
+            Err(error) => {
+                tracing::error!(%error, "Cannot start: bad TLS certificate or key");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => None,
+    };
+    let proxy_listener = match bind(args.listen, "proxy").await {
+        Some(listener) => listener,
+        None => return ExitCode::FAILURE,
+    };
+    let admin_listener = match bind(args.admin_listen, "admin").await {
+        Some(listener) => listener,
+        None => return ExitCode::FAILURE,
+    };
+
+    let settings = ServerSettings {
+        shutdown_grace: args.shutdown_grace,
+        header_read_timeout: args.header_read_timeout,
+        idle_timeout: args.idle_timeout,
+        max_connections: connection_limit(args.max_connections),
+        ..ServerSettings::default()
+    };
+    let token_settings = TokenClientSettings {
+        timeout: args.token_timeout,
+        default_lifetime: args.token_default_lifetime,
+    };
+    let shutdown = CancellationToken::new();
+    let proxy = Arc::new(Proxy::new(Arc::clone(&store), client, token_settings));
+    let exporter = Exporter::new(Arc::clone(&store), proxy.metrics(), Some(reloader));
+    let proxy = tokio::spawn(server::serve(
+        proxy_listener,
+        proxy,
+        settings,
+        shutdown.clone(),
+        listener_tls.clone(),
+    ));
+    let admin = tokio::spawn(server::serve(
+        admin_listener,
+        Arc::new(Admin::new(store, exporter)),
+        ServerSettings::admin(&settings),
+        shutdown.clone(),
+        None,
+    ));
+
+    let on_hangup = || {
+        reload.trigger(Trigger::Signal);
+        if let Some(tls) = &listener_tls {
+            match tls.reload() {
+                Ok(()) => tracing::info!("TLS certificate reloaded"),
+                Err(error) => {
+                    tracing::error!(%error, "TLS certificate reload failed; keeping the current one")
+                }
+            }
+        }
+    };
+    if let Err(error) = wait_for_stop_signal(on_hangup).await {
+        tracing::error!(%error, "Cannot listen for signals");
+        return ExitCode::FAILURE;
+    }
+    tracing::info!(
+        grace_s = args.shutdown_grace.as_secs_f64(),
+        "Shutting down: finishing in-flight requests"
+    );
+    shutdown.cancel();
+    let _ = tokio::join!(proxy, admin);
+    tracing::info!("Stopped");
+    ExitCode::SUCCESS
+}
+
+async fn bind(addr: SocketAddr, name: &'static str) -> Option<TcpListener> {
+    match TcpListener::bind(addr).await {
+        Ok(listener) => {
+            let local = listener.local_addr().unwrap_or(addr);
+            tracing::info!(listener = name, listen = %local, "Listening");
+            Some(listener)
+        }
+        Err(error) => {
+            tracing::error!(listener = name, listen = %addr, %error, "Cannot bind");
+            None
+        }
+    }
+}
+
+/// Returns on SIGTERM or SIGINT; calls `on_hangup` for each SIGHUP meanwhile.
+async fn wait_for_stop_signal(on_hangup: impl Fn()) -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut hangup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => return Ok(()),
+            _ = interrupt.recv() => return Ok(()),
+            _ = hangup.recv() => {
+                tracing::info!("SIGHUP: reloading the config");
+                on_hangup();
+            }
+        }
+    }
+}
+
+// === The listeners' handlers ===
+// The wiring between `server` and what it serves: neither the proxy nor the admin
+// endpoints know the server's types, nor the server theirs.
+
+impl Handler for Proxy {
+    type Body = ProxyBody;
+
+    fn handle(
+        &self,
+        request: http::Request<hyper::body::Incoming>,
+        connection: &Connection,
+    ) -> impl std::future::Future<Output = http::Response<ProxyBody>> + Send {
+        let inbound = Inbound {
+            local_addr: connection.local_addr,
+            framing_conflict: connection.framing_conflict(),
+        };
+        Proxy::handle(self, request, inbound)
+    }
+}
+
+impl Handler for Admin {
+    type Body = http_body_util::Full<bytes::Bytes>;
+
+    fn handle(
+        &self,
+        request: http::Request<hyper::body::Incoming>,
+        _connection: &Connection,
+    ) -> impl std::future::Future<Output = http::Response<Self::Body>> + Send {
+        std::future::ready(self.respond(&request))
+    }
+}

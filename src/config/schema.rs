@@ -1,0 +1,159 @@
+//! The field tables: which keys each part of `sources.yaml` has, and which an auth type
+//! requires. They drive the unknown-, misplaced- and missing-field checks, so a new auth
+//! type is one entry here plus the function that builds its credential.
+
+use super::spec::AuthType;
+
+/// Whether a field must be present.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// With a hint for the "missing" message (may be empty).
+    Required(&'static str),
+    Optional,
+}
+
+use Need::{Optional, Required};
+
+pub type Table = &'static [(&'static str, Need)];
+
+/// The top level of the file.
+pub const FILE: Table = &[
+    ("sources", Required("a map of source ids to their settings")),
+    ("callers", Optional),
+];
+
+/// Fields every source may have, whatever its auth type.
+pub const SOURCE: Table = &[
+    (
+        "upstream",
+        Required("set the upstream base URL, e.g. https://api.example.com/v1"),
+    ),
+    (
+        "auth_type",
+        Required("one of none, http_basic, api_key, bearer, oauth2, token_exchange"),
+    ),
+    ("headers", Optional),
+    ("tls_ca_file", Optional),
+    ("tls_client_cert_file", Optional),
+    ("tls_client_key_file", Optional),
+];
+
+const OAUTH2: Table = &[
+    ("oauth2_token_url", Required("")),
+    ("oauth2_client_id", Required("")),
+    ("oauth2_client_secret", Required("")),
+    ("oauth2_scopes", Optional),
+    ("oauth2_audience", Optional),
+    ("oauth2_client_auth", Optional),
+];
+
+const TOKEN_EXCHANGE: Table = &[
+    ("oauth2_token_url", Required("")),
+    ("oauth2_client_id", Required("")),
+    ("oauth2_client_secret", Required("")),
+    ("oauth2_scopes", Optional),
+    ("oauth2_audience", Optional),
+    ("oauth2_client_auth", Optional),
+    ("token_exchange_audience", Optional),
+    ("token_exchange_resource", Optional),
+    ("token_exchange_subject_token_type", Optional),
+    ("token_exchange_requested_token_type", Optional),
+    ("token_exchange_subject_token", Optional),
+    ("token_exchange_actor_token", Optional),
+    ("token_exchange_actor_token_type", Optional),
+];
+
+/// The fields of each auth type, besides [`SOURCE`].
+pub fn auth_fields(auth_type: AuthType) -> Table {
+    match auth_type {
+        AuthType::None => &[],
+        AuthType::HttpBasic => &[
+            ("basic_username", Required("")),
+            ("basic_password", Required("")),
+        ],
+        AuthType::ApiKey => &[
+            ("api_key_name", Required("")),
+            ("api_key_value", Required("")),
+            ("api_key_in", Optional),
+        ],
+        AuthType::Bearer => &[("bearer_token", Required(""))],
+        AuthType::OAuth2 => OAUTH2,
+        AuthType::TokenExchange => TOKEN_EXCHANGE,
+    }
+}
+
+/// Fields of one entry under `callers:`.
+pub const CALLER: Table = &[
+    ("token_sha256", Required("`credproxy hash-token` prints it")),
+    ("sources", Required("list source ids, or [\"*\"] for all")),
+];
+
+/// Whether `name` is a source field of any auth type.
+pub fn is_source_field(name: &str) -> bool {
+    source_fields().any(|field| field == name)
+}
+
+/// Every source field name, common ones first; names shared by auth types repeat.
+pub fn source_fields() -> impl Iterator<Item = &'static str> + Clone {
+    SOURCE
+        .iter()
+        .chain(AuthType::ALL.into_iter().flat_map(auth_fields))
+        .map(|(name, _)| *name)
+}
+
+/// The known name closest to an unknown `key`, when one is close enough to be a typo.
+pub fn suggest(key: &str, known: impl Iterator<Item = &'static str>) -> Option<&'static str> {
+    known
+        .map(|name| (strsim::jaro_winkler(key, name), name))
+        .filter(|(score, _)| *score >= 0.85)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, name)| name)
+}
+
+/// The message for an unknown key: never the key itself (a comma in an unquoted flow
+/// value, `{ bearer_token: hunter2,rest }`, turns the tail of a secret into a key).
+pub fn unknown_key_message<I>(key: &str, what: &str, known: I) -> String
+where
+    I: Iterator<Item = &'static str> + Clone,
+{
+    if let Some(name) = suggest(key, known.clone()) {
+        return format!("unknown {what}; did you mean `{name}`?");
+    }
+    let mut names: Vec<&str> = Vec::new();
+    for name in known {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    let listed: Vec<String> = names.iter().map(|name| format!("`{name}`")).collect();
+    format!("unknown {what}; the known ones are {}", listed.join(", "))
+}
+
+/// The names of a table.
+pub fn names(table: Table) -> impl Iterator<Item = &'static str> + Clone {
+    table.iter().map(|(name, _)| *name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typos_get_a_suggestion_and_other_keys_do_not() {
+        let fields = || source_fields();
+        assert_eq!(suggest("basic_pasword", fields()), Some("basic_password"));
+        assert_eq!(suggest("bearer_tokne", fields()), Some("bearer_token"));
+        assert_eq!(suggest("upstrem", fields()), Some("upstream"));
+        assert_eq!(suggest("correcthorseSECRET", fields()), None);
+    }
+
+    #[test]
+    fn every_auth_type_requires_something_unless_it_is_none() {
+        for auth_type in AuthType::ALL {
+            let required = auth_fields(auth_type)
+                .iter()
+                .any(|(_, need)| matches!(need, Required(_)));
+            assert_eq!(required, auth_type != AuthType::None, "{auth_type}");
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! One entry under `sources:` → a [`SourceSpec`], or every problem found in it.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use http::{HeaderName, HeaderValue};
+use sha2::{Digest, Sha256};
+
+use super::credential::CredentialReader;
+use super::fields::{secret_at, Fields, KeyKind, Problems};
+use super::resolve::Resolver;
+use super::schema;
+use super::spec::{AuthType, CredentialSpec, SourceSpec, TlsProfile};
+use super::url::parse_upstream;
+use super::yaml::{Key, Node, Value};
+use crate::secret::{sensitive_header_value, Secret};
+use crate::transport::{headers::is_hop_by_hop, tls};
+
+pub(super) fn source(
+    key: &Key,
+    node: &Node,
+    resolver: &mut Resolver<'_>,
+    p: &mut Problems,
+) -> Option<SourceSpec> {
+    let id = &*key.name;
+    let section = format!("sources.{id}");
+    let before = p.len();
+    if id.is_empty() || id.contains('/') || id.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        p.add(
+            Some(key.at),
+            &section,
+            None,
+            "a source id must be non-empty and contain no '/', whitespace or control characters (it is a URL path segment)",
+        );
+    }
+    let fields = Fields::of(node, &section, "a map of source fields", p)?;
+    let auth_type = fields.text(p, "auth_type").and_then(|text| {
+        let parsed = AuthType::parse(text);
+        if parsed.is_none() {
+            let types: Vec<&str> = AuthType::ALL.map(AuthType::as_str).to_vec();
+            fields.report(
+                p,
+                "auth_type",
+                format!("unknown auth_type; one of {}", types.join(", ")),
+            );
+        }
+        parsed
+    });
+    fields.check_keys(p, "field", schema::source_fields(), |name| {
+        key_kind(name, auth_type)
+    });
+    fields.require(p, schema::SOURCE);
+    if let Some(auth_type) = auth_type {
+        fields.require(p, schema::auth_fields(auth_type));
+    }
+
+    let upstream = fields
+        .text(p, "upstream")
+        .and_then(|text| match parse_upstream(text) {
+            Ok(upstream) => Some(upstream),
+            Err(why) => {
+                fields.report(p, "upstream", why);
+                None
+            }
+        });
+    let mut reader = CredentialReader {
+        fields: &fields,
+        resolver,
+        problems: p,
+        secrets: Vec::new(),
+    };
+    let credential = auth_type.and_then(|auth_type| reader.build(auth_type));
+    let mut secrets = reader.secrets;
+    let extra_headers = extra_headers(&fields, credential.as_ref(), resolver, p, &mut secrets);
+    let tls = tls_profile(&fields, resolver, p);
+
+    if p.len() > before {
+        return None;
+    }
+    Some(SourceSpec {
+        id: Arc::from(id),
+        upstream: upstream?,
+        auth_type: auth_type?,
+        credential: credential?,
+        extra_headers,
+        tls: tls?,
+        secrets,
+    })
+}
+
+fn key_kind(name: &str, auth_type: Option<AuthType>) -> KeyKind {
+    let in_table = |table: schema::Table| table.iter().any(|(field, _)| *field == name);
+    if in_table(schema::SOURCE) {
+        return KeyKind::Allowed;
+    }
+    if !schema::is_source_field(name) {
+        return KeyKind::Unknown;
+    }
+    match auth_type {
+        // Until the auth type is known, any source field may belong.
+        None => KeyKind::Allowed,
+        Some(auth_type) if in_table(schema::auth_fields(auth_type)) => KeyKind::Allowed,
+        Some(auth_type) => KeyKind::Misplaced(format!(
+            "does not apply to auth_type `{auth_type}`; remove it or change auth_type"
+        )),
+    }
+}
+
+/// Headers a source must not set: those that describe the connection or the message
+/// framing, which credproxy and hyper own.
+pub fn is_reserved_header(name: &HeaderName) -> bool {
+    is_hop_by_hop(name) || name == http::header::HOST || name == http::header::CONTENT_LENGTH
+}
+
+/// The `headers:` map: valid names credproxy does not own, each once, values secrets.
+fn extra_headers(
+    fields: &Fields<'_>,
+    credential: Option<&CredentialSpec>,
+    resolver: &mut Resolver<'_>,
+    p: &mut Problems,
+    secrets: &mut Vec<Secret>,
+) -> Vec<(HeaderName, HeaderValue)> {
+    let Some(entries) = fields.map(p, "headers") else {
+        return Vec::new();
+    };
+    let section = format!("{}.headers", fields.section);
+    let credential_header = match credential {
+        Some(CredentialSpec::Header { name, .. }) => Some(name),
+        Some(CredentialSpec::OAuth2(_)) => Some(&http::header::AUTHORIZATION),
+        _ => None,
+    };
+    let mut out: Vec<(HeaderName, HeaderValue)> = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let name = &*entry.key.name;
+        let problem = |p: &mut Problems, message: &str| {
+            p.add(Some(entry.key.at), &section, Some(name), message);
+        };
+        if matches!(entry.value.value, Value::Null) {
+            // Never named: `{ X-Key: a,b }` makes the tail of a value an entry of its own.
+            p.add(
+                Some(entry.key.at),
+                &section,
+                None,
+                "an entry has no value; quote values that hold a comma (in `{ a: b, c }` the comma starts a new entry)",
+            );
+            continue;
+        }
+        let Ok(header) = HeaderName::from_bytes(name.as_bytes()) else {
+            problem(p, "is not a valid HTTP header name");
+            continue;
+        };
+        if is_reserved_header(&header) {
+            problem(
+                p,
+                "names a header credproxy manages itself (hop-by-hop, Host or a length)",
+            );
+            continue;
+        }
+        if credential_header == Some(&header) {
+            problem(p, "is the header the source's auth_type already sets");
+            continue;
+        }
+        if out.iter().any(|(seen, _)| *seen == header) {
+            problem(p, "is listed twice (header names are case-insensitive)");
+            continue;
+        }
+        let Some(value) = secret_at(p, resolver, &section, name, &entry.value) else {
+            continue;
+        };
+        match sensitive_header_value(value.expose()) {
+            Ok(header_value) => out.push((header, header_value)),
+            Err(why) => p.add(Some(entry.value.at), &section, Some(name), why.to_string()),
+        }
+        secrets.push(value);
+    }
+    out
+}
+
+/// The source's own TLS client settings, from `tls_ca_file` and the client certificate and
+/// key. Every file is read (and recorded for watching) and every problem reported.
+/// `Some(None)`: no such fields; `None`: a problem was reported.
+fn tls_profile(
+    fields: &Fields<'_>,
+    resolver: &mut Resolver<'_>,
+    p: &mut Problems,
+) -> Option<Option<TlsProfile>> {
+    let ca = fields.text(p, "tls_ca_file");
+    let cert = fields.text(p, "tls_client_cert_file");
+    let key = fields.text(p, "tls_client_key_file");
+    if ca.is_none() && cert.is_none() && key.is_none() {
+        return Some(None);
+    }
+    let before = p.len();
+    let mut fingerprint = Sha256::new();
+    let mut read =
+        |field: &str, path: &str, p: &mut Problems| match resolver.read_file(Path::new(path)) {
+            Ok(bytes) => {
+                fingerprint.update((bytes.len() as u64).to_le_bytes());
+                fingerprint.update(&bytes);
+                Some(zeroize::Zeroizing::new(bytes))
+            }
+            Err(why) => {
+                fields.report(p, field, why);
+                None
+            }
+        };
+    let ca_pem = ca.and_then(|path| read("tls_ca_file", path, p));
+    let cert_pem = cert.and_then(|path| read("tls_client_cert_file", path, p));
+    let key_pem = key.and_then(|path| read("tls_client_key_file", path, p));
+    match (cert, key) {
+        (Some(_), None) => fields.report(
+            p,
+            "tls_client_key_file",
+            "missing; a client certificate needs its key",
+        ),
+        (None, Some(_)) => fields.report(
+            p,
+            "tls_client_cert_file",
+            "missing; a client key needs its certificate",
+        ),
+        _ => {}
+    }
+
+    let mut roots = tls::public_roots();
+    if let Some(pem) = &ca_pem {
+        let certs = tls::certificates(pem);
+        if certs.is_empty() {
+            fields.report(p, "tls_ca_file", "holds no PEM certificate");
+        }
+        for cert in certs {
+            if let Err(e) = roots.add(cert) {
+                fields.report(
+                    p,
+                    "tls_ca_file",
+                    format!("not a usable CA certificate: {e}"),
+                );
+            }
+        }
+    }
+    let chain = cert_pem.as_deref().map(|pem| tls::certificates(pem));
+    if chain.as_ref().is_some_and(Vec::is_empty) {
+        fields.report(p, "tls_client_cert_file", "holds no PEM certificate");
+    }
+    let private = key_pem.as_deref().map(|pem| tls::private_key(pem));
+    if matches!(private, Some(None)) {
+        fields.report(p, "tls_client_key_file", "holds no PEM private key");
+    }
+    if p.len() > before {
+        return None;
+    }
+    let identity = match (chain, private) {
+        (Some(chain), Some(Some(key))) => Some((chain, key)),
+        _ => None,
+    };
+    let has_identity = identity.is_some();
+    match tls::client_config(roots, identity) {
+        Ok(config) => Some(Some(TlsProfile {
+            config: Arc::new(config),
+            fingerprint: fingerprint.finalize().into(),
+        })),
+        Err(e) => {
+            let field = if has_identity {
+                "tls_client_key_file"
+            } else {
+                "tls_ca_file"
+            };
+            let message = if has_identity {
+                format!("does not fit the certificate: {e}")
+            } else {
+                e.to_string()
+            };
+            fields.report(p, field, message);
+            None
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! Bytes to and from other hosts: the pooled outbound HTTP client and the rustls building
+//! blocks (crypto provider, roots, PEM, client and server configs).
+//!
+//! A leaf: it imports nothing else of credproxy, so the proxy's upstream client, the token
+//! client and the TLS listener all build on the same pieces.
+
+pub mod client;
+pub mod headers;
+pub mod tls;
+
+pub use client::{
+    build_client, CallerBody, CallerBodyError, ClientSettings, HttpClient, OutboundBody, SourceTls,
+};
