@@ -1,17 +1,22 @@
-//! Path handling: `proxy::route::target` on a request built from arbitrary bytes, then
-//! `proxy::route::upstream_uri` for the source it names (or a fixed one), checking what
-//! the routing design promises.
+//! Path handling: `proxy::route_request` on a request built from arbitrary bytes, then
+//! `proxy::clean_and_inject` for the source it names, checking what the routing design
+//! promises about the URI that would be forwarded.
 //!
-//! Input: one flags byte (bit 0: HTTP/2; bits 1-2: the source to forward to when the id
-//! names none), then the request target, which must parse as an `http::Uri`.
+//! Input: one flags byte (bit 0: HTTP/2), then the request target, which must parse as an
+//! `http::Uri`.
 #![no_main]
 
+use std::future::Future as _;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, LazyLock};
+use std::pin::pin;
+use std::sync::LazyLock;
+use std::task::{Context, Poll, Waker};
 
-use credproxy::config::{load_bytes, LoadOptions, Snapshot, Source};
-use credproxy::proxy::route::{target, upstream_uri};
+use credproxy::auth::oauth2::{TokenClient, TokenClientSettings};
+use credproxy::config::{load_bytes, LoadOptions};
+use credproxy::live::{self, Snapshot};
+use credproxy::proxy::{clean_and_inject, route_request, ClientSettings, UpstreamClient};
 use http::{Request, Uri, Version};
 use libfuzzer_sys::fuzz_target;
 use percent_encoding::percent_decode;
@@ -35,15 +40,21 @@ sources:
 
 const KEY_NAME: &str = "api_key";
 const KEY_VALUE: &str = "s3cr&t=v 1";
-const FALLBACK: [&str; 4] = ["bearer", "query", "root", "bearer"];
 
 static SNAPSHOT: LazyLock<Snapshot> = LazyLock::new(|| {
-    load_bytes(
+    let spec = load_bytes(
         Path::new("fuzz/route.yaml"),
         CONFIG.as_bytes(),
         LoadOptions::default(),
     )
-    .expect("the route target's config loads")
+    .expect("the route target's config loads");
+    live::build(spec, None)
+});
+
+/// Never asked for a token: every source here is static.
+static TOKENS: LazyLock<TokenClient> = LazyLock::new(|| {
+    let client = UpstreamClient::new(ClientSettings::default()).expect("client");
+    TokenClient::new(client.http().clone(), TokenClientSettings::default())
 });
 
 fn local() -> SocketAddr {
@@ -51,20 +62,24 @@ fn local() -> SocketAddr {
 }
 
 /// Whether any segment of `path`, fully percent-decoded and split on `/` and `\`, is `.`
-/// or `..`: what an upstream that decodes and normalises would step on.
+/// or `..`, with or without `;` parameters: what an upstream that decodes and normalises
+/// would step on.
 fn has_dot_segment(path: &str) -> bool {
     let decoded: Vec<u8> = percent_decode(path.as_bytes()).collect();
-    decoded
-        .split(|&b| b == b'/' || b == b'\\')
-        .any(|s| s == b"." || s == b"..")
+    decoded.split(|&b| b == b'/' || b == b'\\').any(|s| {
+        let s = s.split(|&b| b == b';').next().unwrap_or(s);
+        s == b"." || s == b".."
+    })
 }
 
-/// The form-decoded name of one `name=value` pair.
-fn pair_name(pair: &str) -> String {
-    form_urlencoded::parse(pair.as_bytes())
+/// The name of one `name=value` pair as upstreams may read it (see `auth::query`).
+fn read_name(pair: &str) -> String {
+    let name = form_urlencoded::parse(pair.as_bytes())
         .next()
         .map(|(name, _)| name.into_owned())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    let name = name.split('[').next().unwrap_or("");
+    name.to_ascii_lowercase().replace(['.', ' '], "_")
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -79,13 +94,16 @@ fuzz_target!(|data: &[u8]| {
     } else {
         Version::HTTP_11
     };
-    let Ok(request) = Request::builder().version(version).uri(uri).body(()) else {
+    let Ok(request) = Request::builder()
+        .version(version)
+        .uri(uri)
+        .header("host", "127.0.0.1:8080")
+        .body(())
+    else {
         return;
     };
-    let uri = request.uri();
+    let uri = request.uri().clone();
     let path = uri.path();
-
-    let routed = target(&request, local());
 
     // The model for HTTP/1: a target with an authority is local or refused.
     let local_authority = uri.authority().is_none_or(|a| {
@@ -94,23 +112,24 @@ fuzz_target!(|data: &[u8]| {
             && (host.eq_ignore_ascii_case("localhost") || host == "127.0.0.1")
     });
 
-    let t = match routed {
+    let routed = match route_request(&SNAPSHOT, &request, local()) {
         Err(e) => {
-            // Never refuse a plain origin-form path without dot segments whose id decodes.
-            let id_utf8 = path.strip_prefix('/').is_some_and(|p| {
+            // Never refuse a plain origin-form path without dot segments whose id decodes
+            // to a configured source, unless the upstream target would start with `//`.
+            let known = path.strip_prefix('/').and_then(|p| {
                 let raw_id = p.split('/').next().unwrap_or("");
-                percent_decode(raw_id.as_bytes()).decode_utf8().is_ok()
+                let id = percent_decode(raw_id.as_bytes()).decode_utf8().ok()?;
+                let source = SNAPSHOT.source(&id)?;
+                let rest = &p[raw_id.len()..];
+                Some(!(source.upstream.base_path.is_empty() && rest.starts_with("//")))
             });
             assert!(
-                !(uri.authority().is_none()
-                    && path.starts_with('/')
-                    && !has_dot_segment(path)
-                    && id_utf8),
+                !(uri.authority().is_none() && !has_dot_segment(path) && known == Some(true)),
                 "refused a plain path {path:?}: {e:?}"
             );
             return;
         }
-        Ok(t) => t,
+        Ok(routed) => routed,
     };
 
     // Accepted: a path, no dot segment in any decoded form, split without losing a byte.
@@ -119,35 +138,40 @@ fuzz_target!(|data: &[u8]| {
     if version != Version::HTTP_2 {
         assert!(local_authority, "accepted a foreign authority: {uri}");
     }
+    let rest = &path[routed.rest_start..];
     assert!(
-        t.rest.is_empty() || t.rest.starts_with('/'),
-        "rest {:?} of {path:?}",
-        t.rest
+        rest.is_empty() || rest.starts_with('/'),
+        "rest {rest:?} of {path:?}"
     );
-    let raw_id = &path[1..path.len() - t.rest.len()];
-    assert_eq!(format!("/{raw_id}{}", t.rest), path);
+    let raw_id = &path[1..routed.rest_start];
     assert!(!raw_id.contains('/'), "id {raw_id:?} of {path:?}");
     assert_eq!(
         percent_decode(raw_id.as_bytes())
             .decode_utf8()
             .ok()
             .as_deref(),
-        Some(t.source_id.as_ref())
+        Some(&*routed.source.id)
     );
-    assert_eq!(t.query, uri.query());
 
-    let source: Arc<Source> = SNAPSHOT
-        .source(&t.source_id)
-        .or_else(|| SNAPSHOT.source(FALLBACK[usize::from(flags >> 1) & 3]))
-        .cloned()
-        .expect("fallback source exists");
-    let upstream = &source.upstream;
-    let credential = source.credentials.query();
-
-    let forwarded = match upstream_uri(upstream, t.rest, t.query, credential) {
-        Ok(forwarded) => forwarded,
-        Err(e) => panic!("upstream_uri refused an accepted target {uri}: {e:?}"),
+    let source = routed.source;
+    let (mut parts, ()) = request.into_parts();
+    let result = {
+        let injected = pin!(clean_and_inject(
+            &source,
+            routed.rest_start,
+            &mut parts,
+            &TOKENS
+        ));
+        match injected.poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(result) => result.map(drop),
+            Poll::Pending => panic!("a static source waited"),
+        }
     };
+    if let Err(e) = result {
+        panic!("injection refused an accepted target {uri}: {e:?}");
+    }
+    let forwarded = parts.uri;
+    let upstream = &source.upstream;
 
     // Scheme, host and port come from the config only.
     assert_eq!(forwarded.scheme(), Some(&upstream.scheme), "{forwarded}");
@@ -156,42 +180,39 @@ fuzz_target!(|data: &[u8]| {
         Some(upstream.authority.as_str()),
         "{forwarded}"
     );
-    // The path is the base path, then the rest byte for byte.
+    // The path is the base path, then the rest byte for byte, never starting with `//`.
     let fpath = forwarded.path();
-    assert!(fpath.starts_with(&*upstream.base_path), "{forwarded}");
-    let expected_path = format!("{}{}", upstream.base_path, t.rest);
+    let expected_path = format!("{}{rest}", upstream.base_path);
     if expected_path.is_empty() {
         assert_eq!(fpath, "/");
     } else {
         assert_eq!(fpath, expected_path);
     }
+    assert!(!fpath.starts_with("//"), "{forwarded}");
     assert!(
         !has_dot_segment(fpath),
         "forwarded a dot segment: {forwarded}"
     );
 
-    match credential {
-        None => assert_eq!(forwarded.query(), t.query, "{forwarded}"),
+    match source.credentials.query() {
+        None => assert_eq!(forwarded.query(), uri.query(), "{forwarded}"),
         Some(_) => {
             let query = forwarded
                 .query()
                 .expect("a query credential writes a query");
-            let keys: Vec<String> = form_urlencoded::parse(query.as_bytes())
-                .filter(|(name, _)| name == KEY_NAME)
-                .map(|(_, value)| value.into_owned())
+            let (key_pair, others) = query.split_once('&').unwrap_or((query, ""));
+            let key: Vec<(String, String)> = form_urlencoded::parse(key_pair.as_bytes())
+                .map(|(n, v)| (n.into_owned(), v.into_owned()))
                 .collect();
-            assert_eq!(keys, [KEY_VALUE], "key parameters in {query:?}");
-            // Every other parameter keeps its bytes and order; the key goes last.
-            let mut expected: Vec<&str> = t
-                .query
-                .unwrap_or("")
-                .split('&')
-                .filter(|p| !p.is_empty() && pair_name(p) != KEY_NAME)
-                .collect();
-            let key_pair = query.rsplit('&').next().unwrap_or("");
-            assert_eq!(pair_name(key_pair), KEY_NAME, "{query:?}");
-            expected.push(key_pair);
-            assert_eq!(query, expected.join("&"), "from {:?}", t.query);
+            assert_eq!(
+                key,
+                [(KEY_NAME.to_owned(), KEY_VALUE.to_owned())],
+                "{query:?}"
+            );
+            // No other parameter an upstream could read as the key.
+            for pair in others.split(['&', ';']) {
+                assert_ne!(read_name(pair), KEY_NAME, "{query:?}");
+            }
         }
     }
 
@@ -199,8 +220,4 @@ fuzz_target!(|data: &[u8]| {
     let text = forwarded.to_string();
     let reparsed: Uri = text.parse().expect("the forwarded URI re-parses");
     assert_eq!(reparsed, forwarded, "{text}");
-    assert_eq!(
-        reparsed.path_and_query().map(|p| p.as_str()),
-        forwarded.path_and_query().map(|p| p.as_str())
-    );
 });
