@@ -48,12 +48,16 @@ impl QueryCredential {
     /// key's name. Other parameters keep their bytes, order and separators.
     pub fn write_query(&self, query: Option<&str>, out: &mut String) {
         out.push_str(self.encoded_pair.expose());
+        let mut first = true;
         for (separator, pair) in pairs(query.unwrap_or("")) {
             if pair.is_empty() || self.is_key(pair) {
                 continue;
             }
-            out.push(separator.unwrap_or('&'));
+            // Always `&` after the key: an upstream that splits only on `&` would read a
+            // `;` and what follows as part of the key's value.
+            out.push(if first { '&' } else { separator.unwrap_or('&') });
             out.push_str(pair);
+            first = false;
         }
     }
 
@@ -213,6 +217,15 @@ mod tests {
         assert_eq!(
             rewritten("api_key", "k", Some("api_keys=1&xapi_key=2")),
             "api_key=k&api_keys=1&xapi_key=2"
+        );
+        // The key is always followed by `&`, whatever separated what follows it.
+        assert_eq!(
+            rewritten("api_key", "k", Some(";a=1;b=2")),
+            "api_key=k&a=1;b=2"
+        );
+        assert_eq!(
+            rewritten("api_key", "k", Some("api_key=x;a=1")),
+            "api_key=k&a=1"
         );
     }
 
