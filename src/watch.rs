@@ -323,3 +323,50 @@ fn unix_now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// How long `debounce` waits for `events`, sent at these offsets from its start.
+    async fn waited(events: &[(u64, Trigger)]) -> Duration {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let start = Instant::now();
+        for &(at, trigger) in events {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep_until(start + Duration::from_millis(at)).await;
+                let _ = tx.send(trigger);
+            });
+        }
+        assert!(debounce(&mut rx).await, "the channel is open");
+        start.elapsed()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_reloads_once_it_is_quiet() {
+        // The first event started the burst (at 0); two more follow within the window.
+        let events = [(20, Trigger::FileEvent), (60, Trigger::FileEvent)];
+        assert_eq!(waited(&events).await, Duration::from_millis(110));
+        assert_eq!(waited(&[]).await, QUIET);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn steady_edits_still_reload_within_the_cap() {
+        let events: Vec<(u64, Trigger)> = (1..40).map(|i| (i * 30, Trigger::FileEvent)).collect();
+        assert_eq!(waited(&events).await, MAX_DELAY);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_signal_ends_the_wait_at_once() {
+        let events = [(10, Trigger::FileEvent), (30, Trigger::Signal)];
+        assert_eq!(waited(&events).await, Duration::from_millis(30));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_closed_channel_ends_the_task() {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Trigger>();
+        drop(tx);
+        assert!(!debounce(&mut rx).await);
+    }
+}

@@ -573,12 +573,16 @@ async fn sighup_reloads_when_watching_is_off() {
     let config = |token: &str| bearer_source(&upstream.url(), token);
     let path = write_config(dir.path(), &config("s3cr3t-first"));
     let proxy = BinaryProxy::start(&path, "info", &["--no-watch"]);
+    // The watcher is set up before the listeners: by now it would have said so.
+    assert!(
+        !proxy.output().contains("Watching for config changes"),
+        "{}",
+        proxy.output()
+    );
     let http = client::http1();
     get(&http, &proxy.url("/s/1")).await;
 
     std::fs::write(&path, config("s3cr3t-second")).expect("rewrite");
-    // Longer than the watcher's 250 ms debounce cap: with watching on it would have applied.
-    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
     get(&http, &proxy.url("/s/2")).await;
     proxy.signal("HUP");
     support::eventually("the SIGHUP reload", || async {
@@ -681,6 +685,7 @@ async fn a_fifo_as_the_config_blocks_neither_reloads_nor_the_shutdown() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = write_config(dir.path(), &bearer_source(&upstream.url(), "s3cr3t-first"));
     let mut proxy = BinaryProxy::start(&path, "info", &[]);
+    assert!(proxy.output().contains("Watching for config changes"));
     let fifo = dir.path().join("fifo");
     let made = std::process::Command::new("mkfifo")
         .arg(&fifo)
@@ -714,4 +719,55 @@ async fn a_fifo_as_the_config_blocks_neither_reloads_nor_the_shutdown() {
             "{stderr}"
         );
     }
+}
+
+#[tokio::test]
+async fn the_connection_limit_holds_new_clients_until_a_slot_frees() {
+    let upstream = Upstream::recording().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_config(dir.path(), &bearer_source(&upstream.url(), "t"));
+    let proxy = BinaryProxy::start(
+        &path,
+        "credproxy=debug",
+        &["--max-connections", "2", "--header-read-timeout", "30s"],
+    );
+    let at_limit = |output: &str| {
+        output
+            .lines()
+            .filter(|l| {
+                l.contains("At the connection limit") && l.contains("\"listener\":\"proxy\"")
+            })
+            .count()
+    };
+    let mut held = Vec::new();
+    for n in 1..=2 {
+        // A served request makes sure the proxy accepted this connection (took a slot).
+        let mut stream = tokio::net::TcpStream::connect(proxy.addr)
+            .await
+            .expect("connect");
+        tokio::io::AsyncWriteExt::write_all(
+            &mut stream,
+            b"GET /s/held HTTP/1.1\r\nHost: a\r\n\r\n",
+        )
+        .await
+        .expect("write");
+        let answer = support::client::read_response(&mut stream).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{n}: {answer}");
+        held.push(stream);
+    }
+    // The accept loop now waits for a slot before it accepts anyone else: the third
+    // client sits in the listen backlog, whatever it sends.
+    proxy.output_when("the limit to be reached", |o| at_limit(o) == 1);
+    let third = tokio::spawn({
+        let url = proxy.url("/s/third");
+        async move { get(&client::http1(), &url).await.status }
+    });
+    drop(held.pop());
+    assert_eq!(
+        support::within("the third client", third)
+            .await
+            .expect("task"),
+        200
+    );
+    assert_eq!(upstream.requests().len(), 3);
 }

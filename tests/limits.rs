@@ -122,43 +122,6 @@ async fn idle_keep_alive_connections_are_closed() {
 }
 
 #[tokio::test]
-async fn the_connection_limit_holds_new_clients_until_a_slot_frees() {
-    let upstream = Upstream::recording().await;
-    let settings = ServerSettings {
-        max_connections: 2,
-        header_read_timeout: Duration::from_secs(30),
-        ..ServerSettings::default()
-    };
-    let proxy = proxy_with(&upstream, settings).await;
-    let mut idle: Vec<TcpStream> = Vec::new();
-    for _ in 0..2 {
-        // A served request makes sure the proxy accepted this connection (took a slot).
-        let stream = served_connection(proxy.addr).await;
-        idle.push(stream);
-    }
-    let waiting = tokio::spawn({
-        let url = proxy.url("/s/third");
-        async move {
-            support::client::get(&support::client::http1(), &url)
-                .await
-                .status
-        }
-    });
-    // Both slots are taken: the third client is not served…
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        !waiting.is_finished(),
-        "a third connection was served past the limit"
-    );
-    // …until one closes.
-    drop(idle.pop());
-    assert_eq!(
-        within("the third client", waiting).await.expect("task"),
-        200
-    );
-}
-
-#[tokio::test]
 async fn oversized_headers_are_refused() {
     let upstream = Upstream::recording().await;
     let proxy = proxy_with(&upstream, ServerSettings::default()).await;

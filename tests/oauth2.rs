@@ -384,33 +384,6 @@ async fn expires_in_as_a_string_or_missing_is_accepted() {
 }
 
 #[tokio::test]
-async fn short_lived_tokens_are_refreshed_once_per_lifetime_without_blocking() {
-    let (idp, upstream, _, proxy) = setup("").await;
-    // 2 s tokens: refreshed in the background from 1.5 s, never used after 1.8 s.
-    idp.set(Behaviour {
-        expires_in: Some(serde_json::json!(2)),
-        ..Behaviour::default()
-    });
-    let http = client::http1();
-    let started = tokio::time::Instant::now();
-    let mut interval = tokio::time::interval(Duration::from_millis(20));
-    while started.elapsed() < Duration::from_millis(4_700) {
-        interval.tick().await;
-        assert_eq!(get(&http, &proxy.url("/cc/x")).await.status, StatusCode::OK);
-    }
-    // Fetched at 0, refreshed at ~1.5 and ~3.0 (and maybe ~4.5): one call per lifetime.
-    let calls = idp.calls();
-    assert!(
-        (3..=4).contains(&calls),
-        "{calls} token calls in 4.7 s of 2 s tokens"
-    );
-    // Tokens were used in order, each for a stretch of requests.
-    let mut seen: Vec<String> = auths(&upstream);
-    seen.dedup();
-    assert_eq!(seen.len(), calls, "{seen:?}");
-}
-
-#[tokio::test]
 async fn a_path_that_always_answers_401_cannot_force_a_token_request_per_request() {
     let (idp, upstream, revoked, proxy) = setup("").await;
     revoked

@@ -5,6 +5,14 @@
 //! key is part of it) or its OAuth2 token. It runs after cleaning, so nothing the caller
 //! sent can remove or duplicate what it writes. Static credentials were encoded at load
 //! time; injecting them costs a header insert.
+//!
+//! How new credential types fit: a token from another grant (a signed assertion, STS, a
+//! GitHub installation) is a [`token_cache::TokenSource`] with another
+//! [`token_cache::TokenIssuer`], and gets single flight, refresh-ahead and the 401 retry
+//! for free. A signature over the request (SigV4) is a `Credentials` variant whose arm in
+//! [`inject`] runs last, when the method, the final URI and every header are set; it will
+//! also take the caller's body, read it when the payload must be hashed, and hand back
+//! what to send.
 
 pub mod bearer;
 mod lifetime;

@@ -14,11 +14,32 @@ use http::HeaderValue;
 use tokio::time::Instant;
 
 use super::lifetime::{schedule, Schedule};
-use super::oauth2::{TokenClient, TokenError};
+use super::oauth2::{IssuedToken, TokenClient, TokenError};
 use super::subject::Subject;
 use super::TokenOutcome;
 use crate::config::spec::OAuthSpec;
-use crate::secret::sensitive_header_value;
+use crate::secret::{sensitive_header_value, Secret};
+
+/// Where a token source gets its tokens: the token endpoint ([`TokenClient`]), or a fake
+/// in tests. The cache's rules (single flight, refresh ahead, expiry) do not depend on
+/// which.
+pub trait TokenIssuer: Clone + Send + Sync + 'static {
+    fn issue(
+        &self,
+        settings: &OAuthSpec,
+        subject: Option<&Secret>,
+    ) -> impl std::future::Future<Output = Result<IssuedToken, TokenError>> + Send;
+}
+
+impl TokenIssuer for TokenClient {
+    fn issue(
+        &self,
+        settings: &OAuthSpec,
+        subject: Option<&Secret>,
+    ) -> impl std::future::Future<Output = Result<IssuedToken, TokenError>> + Send {
+        self.fetch(settings, subject)
+    }
+}
 
 /// At most this many subjects' tokens are cached per token_exchange source; the least
 /// useful are evicted first (moka's TinyLFU).
@@ -67,6 +88,9 @@ struct Slot {
     fetch: tokio::sync::Mutex<()>,
     /// The last failure, for waiters that queued behind it.
     failure: ArcSwapOption<Failure>,
+    /// Token requests finished for this key, counted under `fetch`: a request that sees
+    /// the count change while it waited for the lock waited for one of them.
+    attempts: AtomicU64,
     refreshing: AtomicBool,
     /// When a token of this key was last dropped after an upstream 401: milliseconds since
     /// the source's epoch, plus one (0: never).
@@ -80,7 +104,6 @@ struct CachedToken {
 }
 
 struct Failure {
-    at: Instant,
     error: TokenError,
 }
 
@@ -190,7 +213,7 @@ impl TokenSource {
     /// refreshed in the background once due, fetched (once for all waiters) otherwise.
     pub async fn token(
         self: &Arc<Self>,
-        client: &TokenClient,
+        client: &impl TokenIssuer,
         subject: Option<&Subject>,
     ) -> Result<Token, TokenError> {
         let slot = self.slot(subject).await;
@@ -206,12 +229,14 @@ impl TokenSource {
         }
         self.stats.cache_misses.fetch_add(1, Ordering::Relaxed);
 
+        let seen = slot.attempts.load(Ordering::Acquire);
         let lock_holder = Arc::clone(&slot);
         let _in_flight = lock_holder.fetch.lock().await;
         // Whoever held the lock before may have fetched a token, or failed, meanwhile.
+        let waited_for_one = slot.attempts.load(Ordering::Acquire) != seen;
         if let Some(cached) = slot.current.load_full() {
             if Instant::now() < cached.schedule.usable_until {
-                let outcome = if cached.schedule.obtained >= started {
+                let outcome = if waited_for_one {
                     TokenOutcome::Fetched
                 } else {
                     TokenOutcome::Cached
@@ -219,25 +244,21 @@ impl TokenSource {
                 return Ok(Token::new(cached, outcome, slot));
             }
         }
-        if let Some(failure) = slot.failure.load_full() {
-            if failure.at >= started {
-                return Err(failure.error.clone());
-            }
+        if let (true, Some(failure)) = (waited_for_one, slot.failure.load_full()) {
+            return Err(failure.error.clone());
         }
-        match self.fetch(client, subject).await {
+        let result = self.fetch(client, subject).await;
+        match &result {
             Ok(cached) => {
-                slot.current.store(Some(Arc::clone(&cached)));
+                slot.current.store(Some(Arc::clone(cached)));
                 slot.failure.store(None);
-                Ok(Token::new(cached, TokenOutcome::Fetched, slot))
             }
-            Err(error) => {
-                slot.failure.store(Some(Arc::new(Failure {
-                    at: Instant::now(),
-                    error: error.clone(),
-                })));
-                Err(error)
-            }
+            Err(error) => slot.failure.store(Some(Arc::new(Failure {
+                error: error.clone(),
+            }))),
         }
+        slot.attempts.fetch_add(1, Ordering::AcqRel);
+        result.map(|cached| Token::new(cached, TokenOutcome::Fetched, slot))
     }
 
     /// What to do after the upstream refused `token` (a cached one): use the token that
@@ -291,7 +312,7 @@ impl TokenSource {
     fn refresh_in_background(
         self: &Arc<Self>,
         slot: &Arc<Slot>,
-        client: &TokenClient,
+        client: &impl TokenIssuer,
         subject: Option<&Subject>,
     ) {
         if slot.refreshing.swap(true, Ordering::AcqRel) {
@@ -312,7 +333,9 @@ impl TokenSource {
                 .as_ref()
                 .is_none_or(|c| Instant::now() >= c.schedule.refresh_at);
             if still_due {
-                match this.fetch(&client, subject.as_ref()).await {
+                let result = this.fetch(&client, subject.as_ref()).await;
+                slot.attempts.fetch_add(1, Ordering::AcqRel);
+                match result {
                     Ok(cached) => slot.current.store(Some(cached)),
                     Err(error) => {
                         tracing::warn!(source = %this.source_id, %error, "Background token refresh failed; the current token is served until it must not be");
@@ -327,11 +350,11 @@ impl TokenSource {
 
     async fn fetch(
         &self,
-        client: &TokenClient,
+        client: &impl TokenIssuer,
         subject: Option<&Subject>,
     ) -> Result<Arc<CachedToken>, TokenError> {
         let result = client
-            .fetch(&self.settings, subject.map(|s| &s.token))
+            .issue(&self.settings, subject.map(|s| &s.token))
             .await;
         let issued = match result {
             Ok(issued) => issued,
@@ -369,3 +392,6 @@ impl Token {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

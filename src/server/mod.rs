@@ -33,6 +33,8 @@ pub use tls::ListenerTls;
 /// Connection-level settings of one listener.
 #[derive(Debug, Clone, Copy)]
 pub struct ServerSettings {
+    /// The listener's name in logs (`proxy`, `admin`).
+    pub name: &'static str,
     /// Time from accept to a complete request head (TLS handshake and protocol detection
     /// included), and between HTTP/1 requests on a kept-alive connection.
     pub header_read_timeout: Duration,
@@ -51,6 +53,7 @@ pub struct ServerSettings {
 impl Default for ServerSettings {
     fn default() -> Self {
         Self {
+            name: "proxy",
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_connections: 10_000,
@@ -67,6 +70,7 @@ impl ServerSettings {
     /// probe for long.
     pub fn admin(proxy: &ServerSettings) -> Self {
         Self {
+            name: "admin",
             header_read_timeout: proxy.header_read_timeout.min(Duration::from_secs(5)),
             idle_timeout: proxy.idle_timeout.min(Duration::from_secs(30)),
             max_connections: 64,
@@ -122,12 +126,22 @@ pub async fn serve<H: Handler>(
 
     loop {
         // A free connection slot first: at the limit, new clients wait in the backlog.
-        let slot = tokio::select! {
-            slot = Arc::clone(&slots).acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_) => break,
-            },
-            () = shutdown.cancelled() => break,
+        let slot = match Arc::clone(&slots).try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                tracing::debug!(
+                    listener = settings.name,
+                    max_connections = settings.max_connections,
+                    "At the connection limit; new clients wait in the listen backlog"
+                );
+                tokio::select! {
+                    slot = Arc::clone(&slots).acquire_owned() => match slot {
+                        Ok(slot) => slot,
+                        Err(_) => break,
+                    },
+                    () = shutdown.cancelled() => break,
+                }
+            }
         };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
