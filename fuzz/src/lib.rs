@@ -2,44 +2,120 @@
 //! the config targets to skip inputs that would make `load_bytes` read a device file, and
 //! to tell where a marker secret sits.
 
-use std::fmt;
 use std::path::{Component, Path};
 
-use serde::de::{self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, Visitor};
+use saphyr_parser::{Event, Parser};
 
 /// The marker secret: the config targets check that no load error ever quotes it.
 pub const MARKER: &str = "hunter2-fuzz";
 
 /// Keys whose values an error message may quote by design: the reference inside
-/// `{ env: … }`, `{ file: … }` and `{ encrypted: … }`, which names where a secret is, not
-/// the secret, and a caller's source list (`names unknown source `x``).
-const ECHOED: [&str; 4] = ["env", "file", "encrypted", "sources"];
+/// `{ env: … }`, `{ file: … }` and `{ encrypted: … }` and the `tls_*` paths, which name
+/// where a secret is, not the secret, and a caller's source list (`names unknown source
+/// `x``).
+const ECHOED: [&str; 7] = [
+    "env",
+    "file",
+    "encrypted",
+    "tls_ca_file",
+    "tls_client_cert_file",
+    "tls_client_key_file",
+    "sources",
+];
 
 /// What a walk over a YAML document found.
 #[derive(Debug, Default)]
 pub struct Scan {
-    /// The document parsed as YAML (syntax, one document, limits), whatever its shape.
-    pub parsed: bool,
-    /// The marker occurs in a key, a tag, or the value of an [`ECHOED`] key: a place an
-    /// error may quote, so the leak check does not apply.
+    /// The marker occurs in a key (a source id, a header name: names messages do print),
+    /// a tag, the value of an [`ECHOED`] key, or anywhere in a document with aliases
+    /// (which can repeat a value in a key's place): the leak check does not apply.
     pub marker_outside_secrets: bool,
     /// A `file:` value that is absolute, climbs with `..`, or names a device directory:
-    /// a load would read outside the fuzz directory (`/dev/zero` never ends), so skip.
+    /// a load would read outside the fuzz directory, so skip.
     pub unsafe_file_ref: bool,
 }
 
+/// Where the walk is: in a map (and whether the next scalar is a key), or in a list.
+enum Frame {
+    Map { expect_key: bool, key: Option<String> },
+    Seq { parent: Option<String> },
+}
+
 impl Scan {
+    /// Walks the events of `text` with saphyr-parser, the parser credproxy uses, so both
+    /// read the same keys; the walk itself is independent of credproxy's code.
     pub fn of(text: &str) -> Self {
         let mut scan = Scan::default();
-        let deserializer = serde_yaml::Deserializer::from_str(text);
-        let node = Node {
-            scan: &mut scan,
-            parent: None,
-            in_key: false,
-        };
-        let parsed = node.deserialize(deserializer).is_ok();
-        scan.parsed = parsed;
+        let mut stack: Vec<Frame> = Vec::new();
+        for event in Parser::new_from_str(text) {
+            let Ok((event, _)) = event else { break };
+            match event {
+                Event::Scalar(value, _, _, tag) => {
+                    if tag.is_some_and(|t| t.suffix.contains(MARKER) || t.handle.contains(MARKER)) {
+                        scan.marker_outside_secrets = true;
+                    }
+                    scan.scalar(&value, &mut stack);
+                }
+                Event::SequenceStart(..) => {
+                    let parent = Scan::parent(&mut stack);
+                    stack.push(Frame::Seq { parent });
+                }
+                Event::MappingStart(..) => {
+                    Scan::parent(&mut stack);
+                    stack.push(Frame::Map { expect_key: true, key: None });
+                }
+                Event::SequenceEnd | Event::MappingEnd => {
+                    stack.pop();
+                }
+                Event::Alias(_) => {
+                    if text.contains(MARKER) {
+                        scan.marker_outside_secrets = true;
+                    }
+                    Scan::parent(&mut stack);
+                }
+                _ => {}
+            }
+        }
         scan
+    }
+
+    fn scalar(&mut self, value: &str, stack: &mut [Frame]) {
+        let (in_key, parent) = match stack.last_mut() {
+            Some(Frame::Map { expect_key, key }) if *expect_key => {
+                *expect_key = false;
+                *key = Some(value.to_owned());
+                (true, None)
+            }
+            Some(Frame::Map { expect_key, key }) => {
+                *expect_key = true;
+                (false, key.take())
+            }
+            Some(Frame::Seq { parent }) => (false, parent.clone()),
+            None => (false, None),
+        };
+        if value.contains(MARKER) {
+            let echoed = parent.as_deref().is_some_and(|p| ECHOED.contains(&p));
+            if in_key || echoed {
+                self.marker_outside_secrets = true;
+            }
+        }
+        if !in_key && parent.as_deref() == Some("file") && !safe_file_ref(value) {
+            self.unsafe_file_ref = true;
+        }
+    }
+
+    /// A collection (or alias) takes the place of a value: the key it belongs to, if any.
+    fn parent(stack: &mut [Frame]) -> Option<String> {
+        match stack.last_mut() {
+            Some(Frame::Map { expect_key, key }) => {
+                // A collection as a key is an error for credproxy; either way the next
+                // scalar is a key again.
+                *expect_key = true;
+                key.take()
+            }
+            Some(Frame::Seq { parent }) => parent.clone(),
+            None => None,
+        }
     }
 }
 
@@ -52,122 +128,6 @@ fn safe_file_ref(value: &str) -> bool {
         _ => false,
     };
     first_ok && components.all(|c| matches!(c, Component::Normal(_))) && !value.contains('\0')
-}
-
-struct Node<'s> {
-    scan: &'s mut Scan,
-    /// The key this node is the value of (or, for a sequence item, its sequence's key).
-    parent: Option<String>,
-    in_key: bool,
-}
-
-impl<'de> DeserializeSeed<'de> for Node<'_> {
-    /// The node's text when it is a scalar (to use as a parent key).
-    type Value = Option<String>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl Node<'_> {
-    fn text(self, v: &str) -> Option<String> {
-        if v.contains(MARKER) {
-            let echoed = self.parent.as_deref().is_some_and(|p| ECHOED.contains(&p));
-            if self.in_key || echoed {
-                self.scan.marker_outside_secrets = true;
-            }
-        }
-        if !self.in_key && self.parent.as_deref() == Some("file") && !safe_file_ref(v) {
-            self.scan.unsafe_file_ref = true;
-        }
-        Some(v.to_owned())
-    }
-}
-
-impl<'de> Visitor<'de> for Node<'_> {
-    type Value = Option<String>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any YAML node")
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(self.text(v))
-    }
-
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-        Ok(self.text(&v.to_string()))
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(self.text(&v.to_string()))
-    }
-
-    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Self::Value, E> {
-        Ok(self.text(&v.to_string()))
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(self.text(&v.to_string()))
-    }
-
-    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Self::Value, E> {
-        Ok(self.text(&v.to_string()))
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(self.text(&v.to_string()))
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq
-            .next_element_seed(Node {
-                scan: &mut *self.scan,
-                parent: self.parent.clone(),
-                in_key: self.in_key,
-            })?
-            .is_some()
-        {}
-        Ok(None)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        while let Some(key) = map.next_key_seed(Node {
-            scan: &mut *self.scan,
-            parent: None,
-            in_key: true,
-        })? {
-            map.next_value_seed(Node {
-                scan: &mut *self.scan,
-                parent: key,
-                in_key: self.in_key,
-            })?;
-        }
-        Ok(None)
-    }
-
-    /// A tagged node (`!tag value`): the tag is treated like a key.
-    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Self::Value, A::Error> {
-        use serde::de::VariantAccess;
-        let (tag, variant) = data.variant::<String>()?;
-        if tag.contains(MARKER) {
-            self.scan.marker_outside_secrets = true;
-        }
-        variant.newtype_variant_seed(self)
-    }
 }
 
 /// Loads `bytes` as `fuzz.yaml`, the way `credproxy check` would, and checks the result:

@@ -1,14 +1,16 @@
 //! `/metrics`: the counters of [`crate::metrics`] and the live snapshot, rendered as
 //! OpenMetrics text by a prometheus-client collector when scraped.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
+use crate::auth::token_cache::{TokenSource, TokenStats};
+use crate::live::Snapshot;
 use crate::metrics::{ProxyMetrics, UpstreamErrorKind};
 use crate::store::Store;
 use crate::watch::Reloader;
@@ -52,8 +54,30 @@ struct SnapshotCollector {
 impl Collector for SnapshotCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let snapshot = self.store.load_full();
-        let now = tokio::time::Instant::now();
+        self.requests(&mut encoder, &snapshot)?;
+        let token_sources: Vec<(&str, &TokenSource)> = snapshot
+            .sources()
+            .iter()
+            .filter_map(|s| s.credentials.token_source().map(|t| (&*s.id, &**t)))
+            .collect();
+        token_counters(&mut encoder, &token_sources)?;
+        token_gauges(&mut encoder, &token_sources)?;
+        self.config(&mut encoder, &snapshot)
+    }
+}
 
+type Fmt = Result<(), std::fmt::Error>;
+
+/// One counter row of a family.
+fn counter(family: &mut MetricEncoder<'_>, labels: &[(&str, &str)], n: u64) -> Fmt {
+    family
+        .encode_family(&labels)?
+        .encode_counter::<NoLabelSet, _, u64>(&n, None)
+}
+
+impl SnapshotCollector {
+    /// Requests, their duration, upstream errors and headers dropped from responses.
+    fn requests(&self, encoder: &mut DescriptorEncoder, snapshot: &Snapshot) -> Fmt {
         let mut family = encoder.encode_descriptor(
             "requests",
             "Requests by source and status class",
@@ -61,15 +85,11 @@ impl Collector for SnapshotCollector {
             MetricType::Counter,
         )?;
         for (class, n) in self.proxy.unrouted.values() {
-            family
-                .encode_family(&[("source", "-"), ("class", class)])?
-                .encode_counter::<NoLabelSet, _, u64>(&n, None)?;
+            counter(&mut family, &[("source", "-"), ("class", class)], n)?;
         }
         for source in snapshot.sources() {
             for (class, n) in source.metrics.requests.values() {
-                family
-                    .encode_family(&[("source", &*source.id), ("class", class)])?
-                    .encode_counter::<NoLabelSet, _, u64>(&n, None)?;
+                counter(&mut family, &[("source", &source.id), ("class", class)], n)?;
             }
         }
 
@@ -90,10 +110,11 @@ impl Collector for SnapshotCollector {
             MetricType::Counter,
         )?;
         for kind in UpstreamErrorKind::ALL {
-            let n = self.proxy.upstream_errors(kind);
-            family
-                .encode_family(&[("kind", kind.as_str())])?
-                .encode_counter::<NoLabelSet, _, u64>(&n, None)?;
+            counter(
+                &mut family,
+                &[("kind", kind.as_str())],
+                self.proxy.upstream_errors(kind),
+            )?;
         }
 
         let mut family = encoder.encode_descriptor(
@@ -108,93 +129,14 @@ impl Collector for SnapshotCollector {
                 .response_headers_dropped
                 .load(Ordering::Relaxed);
             if n > 0 {
-                family
-                    .encode_family(&[("source", &*source.id)])?
-                    .encode_counter::<NoLabelSet, _, u64>(&n, None)?;
+                counter(&mut family, &[("source", &source.id)], n)?;
             }
         }
+        Ok(())
+    }
 
-        let token_sources: Vec<_> = snapshot
-            .sources()
-            .iter()
-            .filter_map(|s| s.credentials.token_source().map(|t| (&*s.id, t)))
-            .collect();
-        let mut family = encoder.encode_descriptor(
-            "token_requests",
-            "Token endpoint requests by source and result",
-            None,
-            MetricType::Counter,
-        )?;
-        for (id, tokens) in &token_sources {
-            for (result, n) in [
-                ("ok", &tokens.stats.requests_ok),
-                ("error", &tokens.stats.requests_failed),
-            ] {
-                family
-                    .encode_family(&[("source", *id), ("result", result)])?
-                    .encode_counter::<NoLabelSet, _, u64>(&n.load(Ordering::Relaxed), None)?;
-            }
-        }
-        let mut family = encoder.encode_descriptor(
-            "token_forced_refreshes",
-            "Cached tokens an upstream refused: dropped for a new one, or held down",
-            None,
-            MetricType::Counter,
-        )?;
-        for (id, tokens) in &token_sources {
-            for (result, n) in [
-                ("dropped", &tokens.stats.forced_refreshes),
-                ("held_down", &tokens.stats.forced_refreshes_held),
-            ] {
-                family
-                    .encode_family(&[("source", *id), ("result", result)])?
-                    .encode_counter::<NoLabelSet, _, u64>(&n.load(Ordering::Relaxed), None)?;
-            }
-        }
-        for (name, help, pick) in [
-            ("token_cache_hits", "Requests served a cached token", 0),
-            ("token_cache_misses", "Requests that waited for a token", 1),
-        ] {
-            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-            for (id, tokens) in &token_sources {
-                let n = if pick == 0 {
-                    &tokens.stats.cache_hits
-                } else {
-                    &tokens.stats.cache_misses
-                };
-                family
-                    .encode_family(&[("source", *id)])?
-                    .encode_counter::<NoLabelSet, _, u64>(&n.load(Ordering::Relaxed), None)?;
-            }
-        }
-        let mut family = encoder.encode_descriptor(
-            "token_expiry_seconds",
-            "Seconds until the cached token of a source may no longer be injected",
-            None,
-            MetricType::Gauge,
-        )?;
-        for (id, tokens) in &token_sources {
-            if let Some(until) = tokens.usable_until() {
-                let seconds = until.saturating_duration_since(now).as_secs_f64();
-                family
-                    .encode_family(&[("source", *id)])?
-                    .encode_gauge(&seconds)?;
-            }
-        }
-        let mut family = encoder.encode_descriptor(
-            "token_last_refresh_success",
-            "1 if the last token request of a source succeeded, 0 if it failed",
-            None,
-            MetricType::Gauge,
-        )?;
-        for (id, tokens) in &token_sources {
-            if let Some(ok) = tokens.stats.last_result() {
-                family
-                    .encode_family(&[("source", *id)])?
-                    .encode_gauge(&i64::from(ok))?;
-            }
-        }
-
+    /// Reloads and the config in effect.
+    fn config(&self, encoder: &mut DescriptorEncoder, snapshot: &Snapshot) -> Fmt {
         if let Some(reloads) = &self.reloads {
             let stats = &reloads.stats;
             let mut family = encoder.encode_descriptor(
@@ -208,9 +150,11 @@ impl Collector for SnapshotCollector {
                 ("unchanged", &stats.unchanged),
                 ("rejected", &stats.rejected),
             ] {
-                family
-                    .encode_family(&[("result", result)])?
-                    .encode_counter::<NoLabelSet, _, u64>(&n.load(Ordering::Relaxed), None)?;
+                counter(
+                    &mut family,
+                    &[("result", result)],
+                    n.load(Ordering::Relaxed),
+                )?;
             }
             let last = stats.last_success_unix.load(Ordering::Relaxed) as i64;
             encoder
@@ -230,7 +174,88 @@ impl Collector for SnapshotCollector {
                 None,
                 MetricType::Gauge,
             )?
-            .encode_gauge(&generation)?;
-        Ok(())
+            .encode_gauge(&generation)
     }
+}
+
+/// A `result` label (empty: none) and the counter it reads.
+type Results = &'static [(&'static str, fn(&TokenStats) -> &AtomicU64)];
+
+/// Token requests, forced refreshes, cache hits and misses, per token source.
+fn token_counters(encoder: &mut DescriptorEncoder, sources: &[(&str, &TokenSource)]) -> Fmt {
+    let families: [(&str, &str, Results); 4] = [
+        (
+            "token_requests",
+            "Token endpoint requests by source and result",
+            &[
+                ("ok", |s| &s.requests_ok),
+                ("error", |s| &s.requests_failed),
+            ],
+        ),
+        (
+            "token_forced_refreshes",
+            "Cached tokens an upstream refused: dropped for a new one, or held down",
+            &[
+                ("dropped", |s| &s.forced_refreshes),
+                ("held_down", |s| &s.forced_refreshes_held),
+            ],
+        ),
+        (
+            "token_cache_hits",
+            "Requests served a cached token",
+            &[("", |s| &s.cache_hits)],
+        ),
+        (
+            "token_cache_misses",
+            "Requests that waited for a token",
+            &[("", |s| &s.cache_misses)],
+        ),
+    ];
+    for (name, help, results) in families {
+        let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+        for (id, tokens) in sources {
+            for (result, pick) in results {
+                let n = pick(&tokens.stats).load(Ordering::Relaxed);
+                if result.is_empty() {
+                    counter(&mut family, &[("source", id)], n)?;
+                } else {
+                    counter(&mut family, &[("source", id), ("result", result)], n)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// When each cached token expires, and whether its last refresh succeeded.
+fn token_gauges(encoder: &mut DescriptorEncoder, sources: &[(&str, &TokenSource)]) -> Fmt {
+    let now = tokio::time::Instant::now();
+    let mut family = encoder.encode_descriptor(
+        "token_expiry_seconds",
+        "Seconds until the cached token of a source may no longer be injected",
+        None,
+        MetricType::Gauge,
+    )?;
+    for (id, tokens) in sources {
+        if let Some(until) = tokens.usable_until() {
+            let seconds = until.saturating_duration_since(now).as_secs_f64();
+            family
+                .encode_family(&[("source", *id)])?
+                .encode_gauge(&seconds)?;
+        }
+    }
+    let mut family = encoder.encode_descriptor(
+        "token_last_refresh_success",
+        "1 if the last token request of a source succeeded, 0 if it failed",
+        None,
+        MetricType::Gauge,
+    )?;
+    for (id, tokens) in sources {
+        if let Some(ok) = tokens.stats.last_result() {
+            family
+                .encode_family(&[("source", *id)])?
+                .encode_gauge(&i64::from(ok))?;
+        }
+    }
+    Ok(())
 }

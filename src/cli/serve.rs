@@ -124,34 +124,14 @@ async fn run_servers(args: ServeArgs, snapshot: live::Snapshot, keys: MasterKeys
             return ExitCode::FAILURE;
         }
     };
-    let client = match UpstreamClient::new(ClientSettings {
-        connect_timeout: args.connect_timeout,
-        response_timeout: args.upstream_timeout,
-        ..ClientSettings::default()
-    }) {
-        Ok(client) => client,
-        Err(error) => {
-            tracing::error!(%error, "Cannot set up TLS for upstreams");
-            return ExitCode::FAILURE;
-        }
+    let (Some(client), Some(listener_tls)) = (upstream_client(&args), listener_tls(&args)) else {
+        return ExitCode::FAILURE;
     };
-    let listener_tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => match ListenerTls::from_files(cert, key) {
-            Ok(tls) => Some(Arc::new(tls)),
-            Err(error) => {
-                tracing::error!(%error, "Cannot start: bad TLS certificate or key");
-                return ExitCode::FAILURE;
-            }
-        },
-        _ => None,
-    };
-    let proxy_listener = match bind(args.listen, "proxy").await {
-        Some(listener) => listener,
-        None => return ExitCode::FAILURE,
-    };
-    let admin_listener = match bind(args.admin_listen, "admin").await {
-        Some(listener) => listener,
-        None => return ExitCode::FAILURE,
+    let (Some(proxy_listener), Some(admin_listener)) = (
+        bind(args.listen, "proxy").await,
+        bind(args.admin_listen, "admin").await,
+    ) else {
+        return ExitCode::FAILURE;
     };
 
     let settings = ServerSettings {
@@ -206,6 +186,33 @@ async fn run_servers(args: ServeArgs, snapshot: live::Snapshot, keys: MasterKeys
     let _ = tokio::join!(proxy, admin);
     tracing::info!("Stopped");
     ExitCode::SUCCESS
+}
+
+/// The upstream client, or `None` (logged) when its TLS cannot be set up.
+fn upstream_client(args: &ServeArgs) -> Option<UpstreamClient> {
+    let settings = ClientSettings {
+        connect_timeout: args.connect_timeout,
+        response_timeout: args.upstream_timeout,
+        ..ClientSettings::default()
+    };
+    UpstreamClient::new(settings)
+        .map_err(|error| tracing::error!(%error, "Cannot set up TLS for upstreams"))
+        .ok()
+}
+
+/// The proxy listener's TLS, if configured (`Some(None)`: plain), or `None` (logged) when
+/// the certificate or key is unusable.
+fn listener_tls(args: &ServeArgs) -> Option<Option<Arc<ListenerTls>>> {
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Some(None);
+    };
+    match ListenerTls::from_files(cert, key) {
+        Ok(tls) => Some(Some(Arc::new(tls))),
+        Err(error) => {
+            tracing::error!(%error, "Cannot start: bad TLS certificate or key");
+            None
+        }
+    }
 }
 
 async fn bind(addr: SocketAddr, name: &'static str) -> Option<TcpListener> {

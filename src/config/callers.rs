@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use super::fields::{Fields, KeyKind, Problems};
+use super::fields::{only, Fields, Problems};
 use super::schema;
 use super::spec::{Access, CallerSpec};
 use super::yaml::{Entry, Node, Value};
@@ -47,59 +47,64 @@ pub(super) fn callers(
     let mut names = HashSet::with_capacity(entries.len());
     // Also of callers that have other problems, so a shared token is always reported.
     let mut hashes: HashMap<[u8; 32], &str> = HashMap::with_capacity(entries.len());
-    for entry in entries {
+    let known = Known { ids, valid };
+    for entry in entries.iter() {
         let name = &*entry.key.name;
-        let section = format!("callers.{name}");
         if !names.insert(name) {
-            p.add(
-                Some(entry.key.at),
-                "callers",
-                None,
-                format!("duplicate caller `{name}`"),
-            );
+            let message = format!("duplicate caller `{name}`");
+            p.add(Some(entry.key.at), "callers", None, message);
             continue;
         }
-        let Some(fields) = Fields::of(&entry.value, &section, "a map of caller fields", p) else {
-            continue;
-        };
-        fields.check_keys(p, "field", schema::names(schema::CALLER), |field| {
-            if schema::CALLER.iter().any(|(known, _)| *known == field) {
-                KeyKind::Allowed
-            } else {
-                KeyKind::Unknown
-            }
-        });
-        fields.require(p, schema::CALLER);
-        let hash = fields.text(p, "token_sha256").and_then(|hex| {
-            let hash = parse_sha256_hex(hex);
-            if hash.is_none() {
-                fields.report(
-                    p,
-                    "token_sha256",
-                    "must be 64 hex digits (the SHA-256 of the token)",
-                );
-            }
-            hash
-        });
-        if let Some(hash) = hash {
-            if let Some(twin) = hashes.insert(hash, name) {
-                let message =
-                    format!("is the same token as caller `{twin}`; each caller needs its own");
-                fields.report(p, "token_sha256", message);
-            }
-        }
-        let access = fields
-            .list(p, "sources")
-            .map(|listed| access(&fields, &listed, ids, valid, p));
-        if let (Some(token_sha256), Some(Some(access))) = (hash, access) {
-            out.push(CallerSpec {
-                name: Arc::from(name),
-                token_sha256,
-                access,
-            });
+        if let Some(caller) = caller(entry, &known, &mut hashes, p) {
+            out.push(caller);
         }
     }
     out
+}
+
+/// The source ids a caller's list is checked against.
+struct Known<'a> {
+    ids: &'a HashSet<&'a str>,
+    valid: &'a HashMap<&'a str, &'a Arc<str>>,
+}
+
+/// One entry under `callers:`; `hashes` are the tokens of the callers before it.
+fn caller<'e>(
+    entry: &'e Entry,
+    known: &Known<'_>,
+    hashes: &mut HashMap<[u8; 32], &'e str>,
+    p: &mut Problems,
+) -> Option<CallerSpec> {
+    let name = &*entry.key.name;
+    let section = format!("callers.{name}");
+    let fields = Fields::of(&entry.value, &section, "a map of caller fields", p)?;
+    fields.check_keys(
+        p,
+        "field",
+        schema::names(schema::CALLER),
+        only(schema::CALLER),
+    );
+    fields.require(p, schema::CALLER);
+    let hash = fields.text(p, "token_sha256").and_then(|hex| {
+        let hash = parse_sha256_hex(hex);
+        if hash.is_none() {
+            let message = "must be 64 hex digits (the SHA-256 of the token)";
+            fields.report(p, "token_sha256", message);
+        }
+        hash
+    });
+    if let Some(twin) = hash.and_then(|hash| hashes.insert(hash, name)) {
+        let message = format!("is the same token as caller `{twin}`; each caller needs its own");
+        fields.report(p, "token_sha256", message);
+    }
+    let access = fields
+        .list(p, "sources")
+        .and_then(|listed| access(&fields, &listed, known.ids, known.valid, p));
+    Some(CallerSpec {
+        name: Arc::from(name),
+        token_sha256: hash?,
+        access: access?,
+    })
 }
 
 fn access(
@@ -131,7 +136,7 @@ fn access(
 }
 
 /// 64 hex digits (either case).
-pub fn parse_sha256_hex(text: &str) -> Option<[u8; 32]> {
+fn parse_sha256_hex(text: &str) -> Option<[u8; 32]> {
     if text.len() != 64 || !text.is_ascii() {
         return None;
     }

@@ -48,6 +48,17 @@ pub enum KeyKind {
     Unknown,
 }
 
+/// For [`Fields::check_keys`]: a map whose keys are exactly those of `table`.
+pub fn only(table: Table) -> impl Fn(&str) -> KeyKind {
+    move |key| {
+        if table.iter().any(|(known, _)| *known == key) {
+            KeyKind::Allowed
+        } else {
+            KeyKind::Unknown
+        }
+    }
+}
+
 /// The entries of one map, and the section its problems are reported under.
 pub struct Fields<'a> {
     pub section: &'a str,

@@ -23,14 +23,13 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-pub use callers::parse_sha256_hex;
-pub use error::{ConfigError, Problem, MAX_PRINTED};
+pub use error::{ConfigError, Problem};
 pub use spec::{AuthType, CredentialSpec, SourceSpec, Spec, SpecMeta, Upstream};
 pub use yaml::Mark;
 
 use crate::files::{self, MAX_CONFIG_BYTES, MAX_SECRET_FILE_BYTES};
 use crate::secret::MasterKeys;
-use fields::{Fields, KeyKind, Problems};
+use fields::{only, Fields, Problems};
 use resolve::Resolver;
 use yaml::{Node, Value};
 
@@ -109,13 +108,12 @@ fn build(
     let Some(top) = Fields::of(root, "", "a map with `sources:` (and `callers:`)", p) else {
         return (Vec::new(), None);
     };
-    top.check_keys(p, "top-level key", schema::names(schema::FILE), |key| {
-        if schema::FILE.iter().any(|(known, _)| *known == key) {
-            KeyKind::Allowed
-        } else {
-            KeyKind::Unknown
-        }
-    });
+    top.check_keys(
+        p,
+        "top-level key",
+        schema::names(schema::FILE),
+        only(schema::FILE),
+    );
     top.require(p, schema::FILE);
 
     let mut sources = Vec::new();

@@ -102,7 +102,7 @@ pub fn source_fields() -> impl Iterator<Item = &'static str> + Clone {
 }
 
 /// The known name closest to an unknown `key`, when one is close enough to be a typo.
-pub fn suggest(key: &str, known: impl Iterator<Item = &'static str>) -> Option<&'static str> {
+fn suggest(key: &str, known: impl Iterator<Item = &'static str>) -> Option<&'static str> {
     known
         .map(|name| (strsim::jaro_winkler(key, name), name))
         .filter(|(score, _)| *score >= 0.85)

@@ -177,6 +177,14 @@ fn extra_headers(
     out
 }
 
+/// The PEM texts of a source's `tls_*` files, and a hash over all of them.
+struct TlsFiles {
+    ca: Option<zeroize::Zeroizing<Vec<u8>>>,
+    cert: Option<zeroize::Zeroizing<Vec<u8>>>,
+    key: Option<zeroize::Zeroizing<Vec<u8>>>,
+    fingerprint: [u8; 32],
+}
+
 /// The source's own TLS client settings, from `tls_ca_file` and the client certificate and
 /// key. Every file is read (and recorded for watching) and every problem reported.
 /// `Some(None)`: no such fields; `None`: a problem was reported.
@@ -185,45 +193,13 @@ fn tls_profile(
     resolver: &mut Resolver<'_>,
     p: &mut Problems,
 ) -> Option<Option<TlsProfile>> {
-    let ca = fields.text(p, "tls_ca_file");
-    let cert = fields.text(p, "tls_client_cert_file");
-    let key = fields.text(p, "tls_client_key_file");
-    if ca.is_none() && cert.is_none() && key.is_none() {
-        return Some(None);
-    }
     let before = p.len();
-    let mut fingerprint = Sha256::new();
-    let mut read =
-        |field: &str, path: &str, p: &mut Problems| match resolver.read_file(Path::new(path)) {
-            Ok(bytes) => {
-                fingerprint.update((bytes.len() as u64).to_le_bytes());
-                fingerprint.update(&bytes);
-                Some(zeroize::Zeroizing::new(bytes))
-            }
-            Err(why) => {
-                fields.report(p, field, why);
-                None
-            }
-        };
-    let ca_pem = ca.and_then(|path| read("tls_ca_file", path, p));
-    let cert_pem = cert.and_then(|path| read("tls_client_cert_file", path, p));
-    let key_pem = key.and_then(|path| read("tls_client_key_file", path, p));
-    match (cert, key) {
-        (Some(_), None) => fields.report(
-            p,
-            "tls_client_key_file",
-            "missing; a client certificate needs its key",
-        ),
-        (None, Some(_)) => fields.report(
-            p,
-            "tls_client_cert_file",
-            "missing; a client key needs its certificate",
-        ),
-        _ => {}
-    }
-
+    // The PEM of every file that could be read is checked, whatever happened to the others.
+    let Some(files) = read_tls_files(fields, resolver, p) else {
+        return Some(None);
+    };
     let mut roots = tls::public_roots();
-    if let Some(pem) = &ca_pem {
+    if let Some(pem) = &files.ca {
         let certs = tls::certificates(pem);
         if certs.is_empty() {
             fields.report(p, "tls_ca_file", "holds no PEM certificate");
@@ -238,11 +214,11 @@ fn tls_profile(
             }
         }
     }
-    let chain = cert_pem.as_deref().map(|pem| tls::certificates(pem));
+    let chain = files.cert.as_deref().map(|pem| tls::certificates(pem));
     if chain.as_ref().is_some_and(Vec::is_empty) {
         fields.report(p, "tls_client_cert_file", "holds no PEM certificate");
     }
-    let private = key_pem.as_deref().map(|pem| tls::private_key(pem));
+    let private = files.key.as_deref().map(|pem| tls::private_key(pem));
     if matches!(private, Some(None)) {
         fields.report(p, "tls_client_key_file", "holds no PEM private key");
     }
@@ -253,25 +229,70 @@ fn tls_profile(
         (Some(chain), Some(Some(key))) => Some((chain, key)),
         _ => None,
     };
-    let has_identity = identity.is_some();
+    let (field, fits) = match identity {
+        Some(_) => ("tls_client_key_file", "does not fit the certificate: "),
+        None => ("tls_ca_file", ""),
+    };
     match tls::client_config(roots, identity) {
         Ok(config) => Some(Some(TlsProfile {
             config: Arc::new(config),
-            fingerprint: fingerprint.finalize().into(),
+            fingerprint: files.fingerprint,
         })),
         Err(e) => {
-            let field = if has_identity {
-                "tls_client_key_file"
-            } else {
-                "tls_ca_file"
-            };
-            let message = if has_identity {
-                format!("does not fit the certificate: {e}")
-            } else {
-                e.to_string()
-            };
-            fields.report(p, field, message);
+            fields.report(p, field, format!("{fits}{e}"));
             None
         }
     }
+}
+
+/// Reads the files the `tls_*` fields name, reporting those that cannot be; `None` when
+/// the source has no such fields.
+fn read_tls_files(
+    fields: &Fields<'_>,
+    resolver: &mut Resolver<'_>,
+    p: &mut Problems,
+) -> Option<TlsFiles> {
+    let ca = fields.text(p, "tls_ca_file");
+    let cert = fields.text(p, "tls_client_cert_file");
+    let key = fields.text(p, "tls_client_key_file");
+    if ca.is_none() && cert.is_none() && key.is_none() {
+        return None;
+    }
+    let mut fingerprint = Sha256::new();
+    let mut read = |field: &str, path: Option<&str>, p: &mut Problems| match resolver
+        .read_file(Path::new(path?))
+    {
+        Ok(bytes) => {
+            fingerprint.update((bytes.len() as u64).to_le_bytes());
+            fingerprint.update(&bytes);
+            Some(zeroize::Zeroizing::new(bytes))
+        }
+        Err(why) => {
+            fields.report(p, field, why);
+            None
+        }
+    };
+    let files = TlsFiles {
+        ca: read("tls_ca_file", ca, p),
+        cert: read("tls_client_cert_file", cert, p),
+        key: read("tls_client_key_file", key, p),
+        fingerprint: [0; 32],
+    };
+    match (cert, key) {
+        (Some(_), None) => fields.report(
+            p,
+            "tls_client_key_file",
+            "missing; a client certificate needs its key",
+        ),
+        (None, Some(_)) => fields.report(
+            p,
+            "tls_client_cert_file",
+            "missing; a client key needs its certificate",
+        ),
+        _ => {}
+    }
+    Some(TlsFiles {
+        fingerprint: fingerprint.finalize().into(),
+        ..files
+    })
 }

@@ -442,3 +442,25 @@ fn unknown_keys_are_never_echoed_anywhere() {
         assert!(!message.contains("hunter2"), "{message}");
     }
 }
+
+#[test]
+fn every_tls_file_problem_is_reported_with_the_others() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("not-a-cert.pem"), "hello\n").expect("write");
+    let text = "sources:\n  s:\n    upstream: ftp://x\n    auth_type: none\n    tls_ca_file: not-a-cert.pem\n    tls_client_cert_file: absent.pem\n    tls_client_key_file: /dev/null\n";
+    let error = load_bytes(
+        &dir.path().join("sources.yaml"),
+        text.as_bytes(),
+        LoadOptions::default(),
+    )
+    .expect_err("rejected");
+    let message = error.to_string();
+    for expected in [
+        "sources.s.upstream: must use the http or https scheme",
+        "sources.s.tls_ca_file: holds no PEM certificate",
+        "sources.s.tls_client_cert_file: cannot read the file",
+        "sources.s.tls_client_key_file: cannot read the file",
+    ] {
+        assert!(message.contains(expected), "{expected}\n{message}");
+    }
+}

@@ -211,23 +211,7 @@ impl Builder<'_> {
                     }
                 };
                 let plain = style == ScalarStyle::Plain && !tagged_str;
-                let value = if plain && is_null(&text) {
-                    Value::Null
-                } else {
-                    Value::Scalar(Rc::new(Scalar {
-                        text: Secret::new(text.into_owned()),
-                        plain,
-                    }))
-                };
-                let cost = Cost {
-                    nodes: 1,
-                    text: match &value {
-                        Value::Scalar(s) => s.text.expose().len(),
-                        _ => 0,
-                    },
-                };
-                self.charge(cost, at, false)?;
-                self.complete(Node { value, at }, anchor, cost)?;
+                self.scalar(text.into_owned(), plain, anchor, at)?;
             }
             Event::SequenceStart(anchor, tag) => {
                 self.open(tag.is_some(), at)?;
@@ -248,55 +232,86 @@ impl Builder<'_> {
                     cost: Cost { nodes: 1, text: 0 },
                 });
             }
-            Event::SequenceEnd | Event::MappingEnd => {
-                let (node, anchor, cost) = match self.stack.pop() {
-                    Some(Frame::Seq {
-                        items,
-                        at,
-                        anchor,
-                        cost,
-                    }) => (
-                        Node {
-                            value: Value::Seq(items.into()),
-                            at,
-                        },
-                        anchor,
-                        cost,
-                    ),
-                    Some(Frame::Map {
-                        entries,
-                        at,
-                        anchor,
-                        cost,
-                        ..
-                    }) => (
-                        Node {
-                            value: Value::Map(entries.into()),
-                            at,
-                        },
-                        anchor,
-                        cost,
-                    ),
-                    None => return Err(error("is not well-formed YAML", at)),
-                };
-                self.complete(node, anchor, cost)?;
-            }
-            Event::Alias(anchor) => {
-                let Some((node, cost)) = self.anchors.get(&anchor) else {
-                    return Err(error(
-                        "has an alias to an anchor that is not complete yet (a node cannot contain itself)",
-                        at,
-                    ));
-                };
-                // Counted as if copied: whoever walks the tree walks every repetition.
-                let (mut node, cost) = (node.clone(), *cost);
-                self.charge(cost, at, true)?;
-                node.at = at;
-                self.complete(node, 0, cost)?;
-            }
+            Event::SequenceEnd | Event::MappingEnd => self.close(at)?,
+            Event::Alias(anchor) => self.alias(anchor, at)?,
             Event::Nothing | Event::StreamStart | Event::DocumentEnd => {}
         }
         Ok(false)
+    }
+
+    fn scalar(
+        &mut self,
+        text: String,
+        plain: bool,
+        anchor: usize,
+        at: Mark,
+    ) -> Result<(), ParseError> {
+        let value = if plain && is_null(&text) {
+            Value::Null
+        } else {
+            Value::Scalar(Rc::new(Scalar {
+                text: Secret::new(text),
+                plain,
+            }))
+        };
+        let cost = Cost {
+            nodes: 1,
+            text: match &value {
+                Value::Scalar(s) => s.text.expose().len(),
+                _ => 0,
+            },
+        };
+        self.charge(cost, at, false)?;
+        self.complete(Node { value, at }, anchor, cost)
+    }
+
+    /// The end of the innermost list or map.
+    fn close(&mut self, at: Mark) -> Result<(), ParseError> {
+        let (node, anchor, cost) = match self.stack.pop() {
+            Some(Frame::Seq {
+                items,
+                at,
+                anchor,
+                cost,
+            }) => (
+                Node {
+                    value: Value::Seq(items.into()),
+                    at,
+                },
+                anchor,
+                cost,
+            ),
+            Some(Frame::Map {
+                entries,
+                at,
+                anchor,
+                cost,
+                ..
+            }) => (
+                Node {
+                    value: Value::Map(entries.into()),
+                    at,
+                },
+                anchor,
+                cost,
+            ),
+            None => return Err(error("is not well-formed YAML", at)),
+        };
+        self.complete(node, anchor, cost)
+    }
+
+    fn alias(&mut self, anchor: usize, at: Mark) -> Result<(), ParseError> {
+        let Some((node, cost)) = self.anchors.get(&anchor) else {
+            return Err(error(
+                "has an alias to an anchor that is not complete yet (a node cannot contain itself)",
+                at,
+            ));
+        };
+        // Counted as if copied: whoever walks the tree walks every repetition.
+        let (mut node, cost) = (node.clone(), *cost);
+        self.charge(cost, at, true)?;
+        node.at = at;
+        self.complete(node, 0, cost)
     }
 
     /// Checks a list or map about to start: no tag, not too deep, within the budget.

@@ -84,20 +84,7 @@ impl<H: Handler> Accepted<H> {
         };
         let _ = self.stream.set_nodelay(true);
         let peer = self.peer;
-        let opened = async {
-            let (stream, alpn_h2) = match &self.tls {
-                None => (Either::Left(self.stream), false),
-                Some(tls) => {
-                    let stream = tls.acceptor().accept(self.stream).await?;
-                    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                    (Either::Right(stream), h2)
-                }
-            };
-            if alpn_h2 {
-                return Ok(Some((Protocol::H2, Rewind::plain(stream))));
-            }
-            detect(stream).await
-        };
+        let opened = open(self.stream, self.tls.as_deref());
         let (protocol, stream) = match tokio::time::timeout_at(deadline, opened).await {
             Ok(Ok(Some(opened))) => opened,
             Ok(Ok(None)) => return,
@@ -162,6 +149,27 @@ impl<H: Handler> Accepted<H> {
         }
         drop(self.slot);
     }
+}
+
+type ClientStream = Either<TcpStream, tokio_rustls::server::TlsStream<TcpStream>>;
+
+/// The TLS handshake, if the listener has TLS, then the protocol: from ALPN, else from the
+/// first bytes. `None` when the client closed first.
+async fn open(
+    stream: TcpStream,
+    tls: Option<&ListenerTls>,
+) -> std::io::Result<Option<(Protocol, Rewind<ClientStream>)>> {
+    let stream = match tls {
+        None => Either::Left(stream),
+        Some(tls) => {
+            let stream = tls.acceptor().accept(stream).await?;
+            if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                return Ok(Some((Protocol::H2, Rewind::plain(Either::Right(stream)))));
+            }
+            Either::Right(stream)
+        }
+    };
+    detect(stream).await
 }
 
 #[derive(Clone, Copy)]
