@@ -175,7 +175,11 @@ fn hot_path(c: &mut Criterion) {
         .expect("runtime");
     let token_url = start_token_endpoint(&runtime);
     let client = UpstreamClient::new(ClientSettings::default()).expect("client");
-    let tokens = TokenClient::new(client.http().clone(), TokenClientSettings::default());
+    let tokens = TokenClient::new(
+        client.http().clone(),
+        client.settings(),
+        TokenClientSettings::default(),
+    );
     let local: SocketAddr = "127.0.0.1:8080".parse().expect("addr");
     let bench = |with_callers| {
         let yaml = sources_yaml(&token_url, with_callers);

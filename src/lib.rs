@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod digest;
 pub mod files;
+pub mod jws;
 pub mod live;
 pub mod metrics;
 pub mod problem;

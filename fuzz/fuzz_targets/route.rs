@@ -54,7 +54,7 @@ static SNAPSHOT: LazyLock<Snapshot> = LazyLock::new(|| {
 /// Never asked for a token: every source here is static.
 static TOKENS: LazyLock<TokenClient> = LazyLock::new(|| {
     let client = UpstreamClient::new(ClientSettings::default()).expect("client");
-    TokenClient::new(client.http().clone(), TokenClientSettings::default())
+    TokenClient::new(client.http().clone(), client.settings(), TokenClientSettings::default())
 });
 
 fn local() -> SocketAddr {

@@ -20,6 +20,7 @@ pub mod oauth2;
 mod query;
 pub mod subject;
 pub mod token_cache;
+mod token_request;
 
 use std::sync::Arc;
 

@@ -1,5 +1,6 @@
-//! Token requests: OAuth 2.0 client_credentials (RFC 6749 §4.4) and token exchange
-//! (RFC 8693), as one form POST over the shared upstream client.
+//! Token requests over the shared upstream client (or the token endpoint's own TLS
+//! client), and what the endpoint answers. The form itself is built by
+//! [`super::token_request`].
 //!
 //! Hand-written rather than the `oauth2` crate: that crate has no token exchange, accepts
 //! only status 200 and a numeric `expires_in`, and its errors carry neither the HTTP
@@ -7,20 +8,17 @@
 
 use std::time::Duration;
 
-use base64::Engine as _;
 use bytes::Bytes;
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
-use http::{HeaderValue, Method, Request, StatusCode};
+use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Either, Full, Limited};
 use serde::Deserialize;
-use zeroize::Zeroizing;
 
-use crate::config::spec::{ClientAuth, OAuthSpec};
+use super::token_request::build_request;
+use crate::config::spec::OAuthSpec;
 use crate::secret::Secret;
 use crate::telemetry::error_chain;
-use crate::transport::HttpClient;
+use crate::transport::{ClientSettings, HttpClient, SourceTls};
 
-const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 /// Token responses are small; anything larger is not one.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
@@ -42,10 +40,12 @@ impl Default for TokenClientSettings {
     }
 }
 
-/// Makes token requests over the shared pooled client.
+/// Makes token requests over the shared pooled client, or a token endpoint's own.
 #[derive(Debug, Clone)]
 pub struct TokenClient {
     http: HttpClient,
+    /// For building a token endpoint's own client (its CA, its client certificate).
+    client_settings: ClientSettings,
     settings: TokenClientSettings,
 }
 
@@ -70,6 +70,9 @@ pub enum TokenError {
     },
     #[error("token endpoint answered HTTP {status} with something that is not a token response")]
     InvalidResponse { status: u16 },
+    /// The request could not be made: an assertion file unreadable, a signature failed.
+    #[error("cannot make the token request: {0}")]
+    Request(String),
 }
 
 impl TokenError {
@@ -99,27 +102,47 @@ struct ErrorResponse {
 }
 
 impl TokenClient {
-    pub fn new(http: HttpClient, settings: TokenClientSettings) -> Self {
-        Self { http, settings }
+    pub fn new(
+        http: HttpClient,
+        client_settings: ClientSettings,
+        settings: TokenClientSettings,
+    ) -> Self {
+        Self {
+            http,
+            client_settings,
+            settings,
+        }
     }
 
-    /// Requests a token. `subject` is the subject token of an exchange (ignored for
-    /// client_credentials).
+    /// Requests a token, through `tls` when the endpoint has TLS settings of its own.
+    /// `subject` is the subject token of an exchange (ignored by other grants).
     pub async fn fetch(
         &self,
         oauth: &OAuthSpec,
+        tls: Option<&SourceTls>,
         subject: Option<&Secret>,
     ) -> Result<IssuedToken, TokenError> {
-        let request = build_request(oauth, subject);
-        match tokio::time::timeout(self.settings.timeout, self.exchange(request)).await {
+        let request = build_request(oauth, subject)?;
+        let http = tls.map_or(&self.http, |tls| tls.client(&self.client_settings));
+        match tokio::time::timeout(
+            self.settings.timeout,
+            exchange(http, request, &self.settings),
+        )
+        .await
+        {
             Ok(result) => result,
             Err(_) => Err(TokenError::Timeout),
         }
     }
+}
 
-    async fn exchange(&self, request: Request<Full<Bytes>>) -> Result<IssuedToken, TokenError> {
-        let response = self
-            .http
+async fn exchange(
+    http: &HttpClient,
+    request: Request<Full<Bytes>>,
+    settings: &TokenClientSettings,
+) -> Result<IssuedToken, TokenError> {
+    {
+        let response = http
             .request(request.map(Either::Right))
             .await
             .map_err(|e| TokenError::Unreachable(error_chain(&e)))?;
@@ -131,78 +154,8 @@ impl TokenClient {
                 status: status.as_u16(),
             })?
             .to_bytes();
-        parse_response(status, &body, self.settings.default_lifetime)
+        parse_response(status, &body, settings.default_lifetime)
     }
-}
-
-fn build_request(oauth: &OAuthSpec, subject: Option<&Secret>) -> Request<Full<Bytes>> {
-    let mut form = form_urlencoded::Serializer::new(String::new());
-    match &oauth.exchange {
-        None => {
-            form.append_pair("grant_type", "client_credentials");
-            if let Some(audience) = &oauth.audience {
-                form.append_pair("audience", audience);
-            }
-        }
-        Some(exchange) => {
-            form.append_pair("grant_type", TOKEN_EXCHANGE_GRANT);
-            if let Some(subject) = exchange.subject_token.as_ref().or(subject) {
-                form.append_pair("subject_token", subject.expose());
-            }
-            form.append_pair("subject_token_type", &exchange.subject_token_type);
-            if let Some(audience) = exchange.audience.as_ref().or(oauth.audience.as_ref()) {
-                form.append_pair("audience", audience);
-            }
-            if let Some(resource) = &exchange.resource {
-                form.append_pair("resource", resource);
-            }
-            if let Some(requested) = &exchange.requested_token_type {
-                form.append_pair("requested_token_type", requested);
-            }
-            if let Some(actor) = &exchange.actor_token {
-                form.append_pair("actor_token", actor.expose());
-                form.append_pair("actor_token_type", &exchange.actor_token_type);
-            }
-        }
-    }
-    if !oauth.scopes.is_empty() {
-        form.append_pair("scope", &oauth.scopes.join(" "));
-    }
-    let mut builder = Request::builder()
-        .method(Method::POST)
-        .uri(oauth.token_url.clone())
-        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .header(ACCEPT, "application/json");
-    match oauth.client_auth {
-        ClientAuth::Basic => {
-            // RFC 6749 §2.3.1: form-encode id and secret, then Basic.
-            let pair = Zeroizing::new(format!(
-                "{}:{}",
-                form_encode(&oauth.client_id),
-                Zeroizing::new(form_encode(oauth.client_secret.expose())).as_str()
-            ));
-            let header = Zeroizing::new(format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(&*pair)
-            ));
-            if let Ok(mut value) = HeaderValue::from_str(&header) {
-                value.set_sensitive(true);
-                builder = builder.header(AUTHORIZATION, value);
-            }
-        }
-        ClientAuth::Post => {
-            form.append_pair("client_id", &oauth.client_id);
-            form.append_pair("client_secret", oauth.client_secret.expose());
-        }
-    }
-    let body = Zeroizing::new(form.finish());
-    builder
-        .body(Full::new(Bytes::copy_from_slice(body.as_bytes())))
-        .unwrap_or_else(|_| Request::new(Full::default()))
-}
-
-fn form_encode(text: &str) -> String {
-    form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
 /// Any 2xx with a JSON `access_token` is a token; anything else is an error naming the

@@ -17,8 +17,9 @@ use super::lifetime::{schedule, Schedule};
 use super::oauth2::{IssuedToken, TokenClient, TokenError};
 use super::subject::Subject;
 use super::TokenOutcome;
-use crate::config::spec::OAuthSpec;
+use crate::config::spec::{Grant, OAuthSpec};
 use crate::secret::{sensitive_header_value, Secret};
+use crate::transport::SourceTls;
 
 /// Where a token source gets its tokens: the token endpoint ([`TokenClient`]), or a fake
 /// in tests. The cache's rules (single flight, refresh ahead, expiry) do not depend on
@@ -26,7 +27,7 @@ use crate::secret::{sensitive_header_value, Secret};
 pub trait TokenIssuer: Clone + Send + Sync + 'static {
     fn issue(
         &self,
-        settings: &OAuthSpec,
+        source: &TokenSource,
         subject: Option<&Secret>,
     ) -> impl std::future::Future<Output = Result<IssuedToken, TokenError>> + Send;
 }
@@ -34,10 +35,10 @@ pub trait TokenIssuer: Clone + Send + Sync + 'static {
 impl TokenIssuer for TokenClient {
     fn issue(
         &self,
-        settings: &OAuthSpec,
+        source: &TokenSource,
         subject: Option<&Secret>,
     ) -> impl std::future::Future<Output = Result<IssuedToken, TokenError>> + Send {
-        self.fetch(settings, subject)
+        self.fetch(&source.settings, source.tls.as_ref(), subject)
     }
 }
 
@@ -58,6 +59,8 @@ pub const FORCED_REFRESH_HOLD_DOWN: Duration = Duration::from_secs(5);
 pub struct TokenSource {
     source_id: Arc<str>,
     settings: OAuthSpec,
+    /// The token endpoint's own TLS client (its CA, the client certificate), if any.
+    tls: Option<SourceTls>,
     slots: Slots,
     pub stats: TokenStats,
     /// What the slots' `forced_at` times count from.
@@ -165,10 +168,10 @@ pub struct Token {
 
 impl TokenSource {
     pub fn new(source_id: Arc<str>, settings: OAuthSpec) -> Self {
-        let per_subject = settings
-            .exchange
-            .as_ref()
-            .is_some_and(|exchange| exchange.subject_token.is_none());
+        let per_subject = matches!(
+            &settings.grant,
+            Grant::TokenExchange(exchange) if exchange.subject_token.is_none()
+        );
         let slots = if per_subject {
             Slots::PerSubject(
                 moka::future::Cache::builder()
@@ -179,9 +182,14 @@ impl TokenSource {
         } else {
             Slots::Single(Arc::default())
         };
+        let tls = settings
+            .token_tls
+            .as_ref()
+            .map(|profile| SourceTls::new(Arc::clone(&profile.config), profile.fingerprint));
         Self {
             source_id,
             settings,
+            tls,
             slots,
             stats: TokenStats::default(),
             epoch: Instant::now(),
@@ -353,9 +361,7 @@ impl TokenSource {
         client: &impl TokenIssuer,
         subject: Option<&Subject>,
     ) -> Result<Arc<CachedToken>, TokenError> {
-        let result = client
-            .issue(&self.settings, subject.map(|s| &s.token))
-            .await;
+        let result = client.issue(self, subject.map(|s| &s.token)).await;
         let issued = match result {
             Ok(issued) => issued,
             Err(error) => {

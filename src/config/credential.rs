@@ -1,5 +1,5 @@
 //! Each auth type's fields → its [`CredentialSpec`]. Static credentials are encoded here,
-//! once: a request then costs a header insert.
+//! once: a request then costs a header insert; the token-endpoint types are in `oauth.rs`.
 
 use base64::Engine as _;
 use http::HeaderName;
@@ -7,10 +7,7 @@ use zeroize::Zeroizing;
 
 use super::fields::{Fields, Problems};
 use super::resolve::Resolver;
-use super::spec::{
-    AuthType, ClientAuth, CredentialSpec, ExchangeSpec, OAuthSpec, QueryKey, ACCESS_TOKEN_TYPE,
-};
-use super::url::parse_http_url;
+use super::spec::{AuthType, CredentialSpec, QueryKey};
 use crate::secret::{sensitive_header_value, Secret};
 
 /// Reads one source's credential fields. Every secret resolved is pushed onto `secrets`.
@@ -32,8 +29,11 @@ impl CredentialReader<'_, '_, '_> {
                 self.header(http::header::AUTHORIZATION, &value, "bearer_token")
             }
             AuthType::ApiKey => self.api_key(),
-            AuthType::OAuth2 | AuthType::TokenExchange => self
-                .oauth(auth_type == AuthType::TokenExchange)
+            AuthType::OAuth2
+            | AuthType::TokenExchange
+            | AuthType::JwtBearer
+            | AuthType::GoogleServiceAccount => self
+                .oauth(auth_type)
                 .map(|oauth| CredentialSpec::OAuth2(Box::new(oauth))),
         }
     }
@@ -108,62 +108,7 @@ impl CredentialReader<'_, '_, '_> {
         }
     }
 
-    fn oauth(&mut self, exchange: bool) -> Option<OAuthSpec> {
-        let token_url = self
-            .fields
-            .text(self.problems, "oauth2_token_url")
-            .and_then(|text| match parse_http_url(text) {
-                Ok(uri) => Some(uri),
-                Err(why) => {
-                    self.fields.report(self.problems, "oauth2_token_url", why);
-                    None
-                }
-            });
-        let client_id = self.fields.text(self.problems, "oauth2_client_id");
-        let client_secret = self.secret("oauth2_client_secret");
-        let client_auth = match self.fields.text(self.problems, "oauth2_client_auth") {
-            None | Some("basic") => Some(ClientAuth::Basic),
-            Some("post") => Some(ClientAuth::Post),
-            Some(_) => {
-                self.fields.report(
-                    self.problems,
-                    "oauth2_client_auth",
-                    "unknown value; one of basic, post",
-                );
-                None
-            }
-        };
-        let scopes = self.scopes();
-        let audience = self.optional_text("oauth2_audience");
-        let exchange = if exchange {
-            Some(ExchangeSpec {
-                audience: self.optional_text("token_exchange_audience"),
-                resource: self.optional_text("token_exchange_resource"),
-                subject_token_type: self
-                    .optional_text("token_exchange_subject_token_type")
-                    .unwrap_or_else(|| ACCESS_TOKEN_TYPE.to_owned()),
-                requested_token_type: self.optional_text("token_exchange_requested_token_type"),
-                subject_token: self.secret("token_exchange_subject_token"),
-                actor_token: self.secret("token_exchange_actor_token"),
-                actor_token_type: self
-                    .optional_text("token_exchange_actor_token_type")
-                    .unwrap_or_else(|| ACCESS_TOKEN_TYPE.to_owned()),
-            })
-        } else {
-            None
-        };
-        Some(OAuthSpec {
-            token_url: token_url?,
-            client_id: client_id?.to_owned(),
-            client_secret: client_secret?,
-            client_auth: client_auth?,
-            scopes: scopes?,
-            audience,
-            exchange,
-        })
-    }
-
-    fn scopes(&mut self) -> Option<Vec<String>> {
+    pub(super) fn scopes(&mut self) -> Option<Vec<String>> {
         let Some(scopes) = self.fields.list(self.problems, "oauth2_scopes") else {
             return self.fields.node("oauth2_scopes").is_none().then(Vec::new);
         };
@@ -181,7 +126,7 @@ impl CredentialReader<'_, '_, '_> {
         Some(scopes.into_iter().map(str::to_owned).collect())
     }
 
-    fn optional_text(&mut self, name: &str) -> Option<String> {
+    pub(super) fn optional_text(&mut self, name: &str) -> Option<String> {
         self.fields.text(self.problems, name).map(str::to_owned)
     }
 

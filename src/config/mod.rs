@@ -11,10 +11,13 @@ mod callers;
 mod credential;
 mod error;
 mod fields;
+mod google;
+mod oauth;
 mod resolve;
 mod schema;
 mod source;
 pub mod spec;
+mod tls;
 mod url;
 mod yaml;
 

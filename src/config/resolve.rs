@@ -89,6 +89,11 @@ impl<'a> Resolver<'a> {
         read
     }
 
+    /// Where a `{ file: }` reference points: relative to the config's directory.
+    pub fn path_of(&self, path: &Path) -> PathBuf {
+        self.base_dir.join(path)
+    }
+
     /// The files read and the digest of everything read.
     pub fn finish(self) -> (Vec<PathBuf>, [u8; 32]) {
         (self.files, self.hash.finish())

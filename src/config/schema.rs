@@ -30,7 +30,10 @@ pub const SOURCE: Table = &[
     ),
     (
         "auth_type",
-        Required("one of none, http_basic, api_key, bearer, oauth2, token_exchange"),
+        Required(
+            "one of none, http_basic, api_key, bearer, oauth2, token_exchange, jwt_bearer, \
+             google_service_account",
+        ),
     ),
     ("headers", Optional),
     ("tls_ca_file", Optional),
@@ -38,22 +41,29 @@ pub const SOURCE: Table = &[
     ("tls_client_key_file", Optional),
 ];
 
-const OAUTH2: Table = &[
+/// Every token-endpoint source: where to ask, how to authenticate, what to ask for.
+const TOKEN_ENDPOINT: Table = &[
     ("oauth2_token_url", Required("")),
-    ("oauth2_client_id", Required("")),
-    ("oauth2_client_secret", Required("")),
+    ("oauth2_client_auth", Optional),
+    ("oauth2_client_secret", Optional),
+    ("oauth2_client_private_key", Optional),
+    ("oauth2_client_key_id", Optional),
+    ("oauth2_client_assertion", Optional),
+    ("oauth2_tls_client_cert_file", Optional),
+    ("oauth2_tls_client_key_file", Optional),
+    ("oauth2_assertion_audience", Optional),
     ("oauth2_scopes", Optional),
     ("oauth2_audience", Optional),
-    ("oauth2_client_auth", Optional),
+    ("oauth2_resource", Optional),
+    ("oauth2_extra_params", Optional),
+    ("oauth2_token_ca_file", Optional),
 ];
 
+const CLIENT_ID: Table = &[("oauth2_client_id", Required(""))];
+
+const OPTIONAL_CLIENT_ID: Table = &[("oauth2_client_id", Optional)];
+
 const TOKEN_EXCHANGE: Table = &[
-    ("oauth2_token_url", Required("")),
-    ("oauth2_client_id", Required("")),
-    ("oauth2_client_secret", Required("")),
-    ("oauth2_scopes", Optional),
-    ("oauth2_audience", Optional),
-    ("oauth2_client_auth", Optional),
     ("token_exchange_audience", Optional),
     ("token_exchange_resource", Optional),
     ("token_exchange_subject_token_type", Optional),
@@ -63,23 +73,48 @@ const TOKEN_EXCHANGE: Table = &[
     ("token_exchange_actor_token_type", Optional),
 ];
 
-/// The fields of each auth type, besides [`SOURCE`].
-pub fn auth_fields(auth_type: AuthType) -> Table {
+const JWT_BEARER: Table = &[
+    ("jwt_bearer_issuer", Optional),
+    ("jwt_bearer_subject", Optional),
+    ("jwt_bearer_claims", Optional),
+];
+
+const GOOGLE_SERVICE_ACCOUNT: Table = &[
+    (
+        "google_service_account_key",
+        Required("the service account's JSON key, usually { file: /path/key.json }"),
+    ),
+    ("oauth2_scopes", Required("the scopes the token is for")),
+    ("oauth2_token_url", Optional),
+    ("oauth2_token_ca_file", Optional),
+];
+
+/// The fields of each auth type, besides [`SOURCE`]: the union of its tables.
+pub fn auth_fields(auth_type: AuthType) -> &'static [Table] {
     match auth_type {
         AuthType::None => &[],
-        AuthType::HttpBasic => &[
+        AuthType::HttpBasic => &[&[
             ("basic_username", Required("")),
             ("basic_password", Required("")),
-        ],
-        AuthType::ApiKey => &[
+        ]],
+        AuthType::ApiKey => &[&[
             ("api_key_name", Required("")),
             ("api_key_value", Required("")),
             ("api_key_in", Optional),
-        ],
-        AuthType::Bearer => &[("bearer_token", Required(""))],
-        AuthType::OAuth2 => OAUTH2,
-        AuthType::TokenExchange => TOKEN_EXCHANGE,
+        ]],
+        AuthType::Bearer => &[&[("bearer_token", Required(""))]],
+        AuthType::OAuth2 => &[TOKEN_ENDPOINT, CLIENT_ID],
+        AuthType::TokenExchange => &[TOKEN_ENDPOINT, CLIENT_ID, TOKEN_EXCHANGE],
+        AuthType::JwtBearer => &[TOKEN_ENDPOINT, OPTIONAL_CLIENT_ID, JWT_BEARER],
+        AuthType::GoogleServiceAccount => &[GOOGLE_SERVICE_ACCOUNT],
     }
+}
+
+/// Whether `name` is one of `auth_type`'s fields.
+pub fn is_field_of(auth_type: AuthType, name: &str) -> bool {
+    auth_fields(auth_type)
+        .iter()
+        .any(|table| table.iter().any(|(field, _)| *field == name))
 }
 
 /// Fields of one entry under `callers:`.
@@ -97,7 +132,12 @@ pub fn is_source_field(name: &str) -> bool {
 pub fn source_fields() -> impl Iterator<Item = &'static str> + Clone {
     SOURCE
         .iter()
-        .chain(AuthType::ALL.into_iter().flat_map(auth_fields))
+        .chain(
+            AuthType::ALL
+                .into_iter()
+                .flat_map(auth_fields)
+                .flat_map(|table| table.iter()),
+        )
         .map(|(name, _)| *name)
 }
 
@@ -152,8 +192,18 @@ mod tests {
         for auth_type in AuthType::ALL {
             let required = auth_fields(auth_type)
                 .iter()
+                .flat_map(|table| table.iter())
                 .any(|(_, need)| matches!(need, Required(_)));
             assert_eq!(required, auth_type != AuthType::None, "{auth_type}");
         }
+        let hint = SOURCE
+            .iter()
+            .find_map(|(name, need)| match need {
+                Required(hint) if *name == "auth_type" => Some(*hint),
+                _ => None,
+            })
+            .expect("auth_type hint");
+        let all: Vec<&str> = AuthType::ALL.map(AuthType::as_str).to_vec();
+        assert_eq!(hint, format!("one of {}", all.join(", ")));
     }
 }

@@ -1,20 +1,19 @@
 //! One entry under `sources:` → a [`SourceSpec`], or every problem found in it.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use http::{HeaderName, HeaderValue};
-use sha2::{Digest, Sha256};
 
 use super::credential::CredentialReader;
 use super::fields::{secret_at, Fields, KeyKind, Problems};
 use super::resolve::Resolver;
 use super::schema;
-use super::spec::{AuthType, CredentialSpec, SourceSpec, TlsProfile};
+use super::spec::{AuthType, CredentialSpec, SourceSpec};
+use super::tls;
 use super::url::parse_upstream;
 use super::yaml::{Key, Node, Value};
 use crate::secret::{sensitive_header_value, Secret};
-use crate::transport::{headers::is_hop_by_hop, tls};
+use crate::transport::headers::is_hop_by_hop;
 
 pub(super) fn source(
     key: &Key,
@@ -51,8 +50,8 @@ pub(super) fn source(
         key_kind(name, auth_type)
     });
     fields.require(p, schema::SOURCE);
-    if let Some(auth_type) = auth_type {
-        fields.require(p, schema::auth_fields(auth_type));
+    for table in auth_type.map_or(&[][..], schema::auth_fields) {
+        fields.require(p, table);
     }
 
     let upstream = fields
@@ -73,7 +72,7 @@ pub(super) fn source(
     let credential = auth_type.and_then(|auth_type| reader.build(auth_type));
     let mut secrets = reader.secrets;
     let extra_headers = extra_headers(&fields, credential.as_ref(), resolver, p, &mut secrets);
-    let tls = tls_profile(&fields, resolver, p);
+    let tls = tls::profile(&fields, resolver, p, &tls::UPSTREAM);
 
     if p.len() > before {
         return None;
@@ -100,7 +99,7 @@ fn key_kind(name: &str, auth_type: Option<AuthType>) -> KeyKind {
     match auth_type {
         // Until the auth type is known, any source field may belong.
         None => KeyKind::Allowed,
-        Some(auth_type) if in_table(schema::auth_fields(auth_type)) => KeyKind::Allowed,
+        Some(auth_type) if schema::is_field_of(auth_type, name) => KeyKind::Allowed,
         Some(auth_type) => KeyKind::Misplaced(format!(
             "does not apply to auth_type `{auth_type}`; remove it or change auth_type"
         )),
@@ -175,124 +174,4 @@ fn extra_headers(
         secrets.push(value);
     }
     out
-}
-
-/// The PEM texts of a source's `tls_*` files, and a hash over all of them.
-struct TlsFiles {
-    ca: Option<zeroize::Zeroizing<Vec<u8>>>,
-    cert: Option<zeroize::Zeroizing<Vec<u8>>>,
-    key: Option<zeroize::Zeroizing<Vec<u8>>>,
-    fingerprint: [u8; 32],
-}
-
-/// The source's own TLS client settings, from `tls_ca_file` and the client certificate and
-/// key. Every file is read (and recorded for watching) and every problem reported.
-/// `Some(None)`: no such fields; `None`: a problem was reported.
-fn tls_profile(
-    fields: &Fields<'_>,
-    resolver: &mut Resolver<'_>,
-    p: &mut Problems,
-) -> Option<Option<TlsProfile>> {
-    let before = p.len();
-    // The PEM of every file that could be read is checked, whatever happened to the others.
-    let Some(files) = read_tls_files(fields, resolver, p) else {
-        return Some(None);
-    };
-    let mut roots = tls::public_roots();
-    if let Some(pem) = &files.ca {
-        let certs = tls::certificates(pem);
-        if certs.is_empty() {
-            fields.report(p, "tls_ca_file", "holds no PEM certificate");
-        }
-        for cert in certs {
-            if let Err(e) = roots.add(cert) {
-                fields.report(
-                    p,
-                    "tls_ca_file",
-                    format!("not a usable CA certificate: {e}"),
-                );
-            }
-        }
-    }
-    let chain = files.cert.as_deref().map(|pem| tls::certificates(pem));
-    if chain.as_ref().is_some_and(Vec::is_empty) {
-        fields.report(p, "tls_client_cert_file", "holds no PEM certificate");
-    }
-    let private = files.key.as_deref().map(|pem| tls::private_key(pem));
-    if matches!(private, Some(None)) {
-        fields.report(p, "tls_client_key_file", "holds no PEM private key");
-    }
-    if p.len() > before {
-        return None;
-    }
-    let identity = match (chain, private) {
-        (Some(chain), Some(Some(key))) => Some((chain, key)),
-        _ => None,
-    };
-    let (field, fits) = match identity {
-        Some(_) => ("tls_client_key_file", "does not fit the certificate: "),
-        None => ("tls_ca_file", ""),
-    };
-    match tls::client_config(roots, identity) {
-        Ok(config) => Some(Some(TlsProfile {
-            config: Arc::new(config),
-            fingerprint: files.fingerprint,
-        })),
-        Err(e) => {
-            fields.report(p, field, format!("{fits}{e}"));
-            None
-        }
-    }
-}
-
-/// Reads the files the `tls_*` fields name, reporting those that cannot be; `None` when
-/// the source has no such fields.
-fn read_tls_files(
-    fields: &Fields<'_>,
-    resolver: &mut Resolver<'_>,
-    p: &mut Problems,
-) -> Option<TlsFiles> {
-    let ca = fields.text(p, "tls_ca_file");
-    let cert = fields.text(p, "tls_client_cert_file");
-    let key = fields.text(p, "tls_client_key_file");
-    if ca.is_none() && cert.is_none() && key.is_none() {
-        return None;
-    }
-    let mut fingerprint = Sha256::new();
-    let mut read = |field: &str, path: Option<&str>, p: &mut Problems| match resolver
-        .read_file(Path::new(path?))
-    {
-        Ok(bytes) => {
-            fingerprint.update((bytes.len() as u64).to_le_bytes());
-            fingerprint.update(&bytes);
-            Some(zeroize::Zeroizing::new(bytes))
-        }
-        Err(why) => {
-            fields.report(p, field, why);
-            None
-        }
-    };
-    let files = TlsFiles {
-        ca: read("tls_ca_file", ca, p),
-        cert: read("tls_client_cert_file", cert, p),
-        key: read("tls_client_key_file", key, p),
-        fingerprint: [0; 32],
-    };
-    match (cert, key) {
-        (Some(_), None) => fields.report(
-            p,
-            "tls_client_key_file",
-            "missing; a client certificate needs its key",
-        ),
-        (None, Some(_)) => fields.report(
-            p,
-            "tls_client_cert_file",
-            "missing; a client key needs its certificate",
-        ),
-        _ => {}
-    }
-    Some(TlsFiles {
-        fingerprint: fingerprint.finalize().into(),
-        ..files
-    })
 }

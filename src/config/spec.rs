@@ -9,6 +9,7 @@ use std::sync::Arc;
 use http::uri::{Authority, Scheme};
 use http::{HeaderName, HeaderValue, Uri};
 
+use crate::jws::SigningKey;
 use crate::secret::Secret;
 
 /// One valid file.
@@ -79,6 +80,14 @@ pub struct TlsProfile {
     pub fingerprint: [u8; 32],
 }
 
+impl PartialEq for TlsProfile {
+    fn eq(&self, other: &Self) -> bool {
+        self.fingerprint == other.fingerprint
+    }
+}
+
+impl Eq for TlsProfile {}
+
 impl fmt::Debug for TlsProfile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TlsProfile").finish_non_exhaustive()
@@ -109,16 +118,20 @@ pub enum AuthType {
     Bearer,
     OAuth2,
     TokenExchange,
+    JwtBearer,
+    GoogleServiceAccount,
 }
 
 impl AuthType {
-    pub const ALL: [AuthType; 6] = [
+    pub const ALL: [AuthType; 8] = [
         AuthType::None,
         AuthType::HttpBasic,
         AuthType::ApiKey,
         AuthType::Bearer,
         AuthType::OAuth2,
         AuthType::TokenExchange,
+        AuthType::JwtBearer,
+        AuthType::GoogleServiceAccount,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -129,6 +142,8 @@ impl AuthType {
             AuthType::Bearer => "bearer",
             AuthType::OAuth2 => "oauth2",
             AuthType::TokenExchange => "token_exchange",
+            AuthType::JwtBearer => "jwt_bearer",
+            AuthType::GoogleServiceAccount => "google_service_account",
         }
     }
 
@@ -149,27 +164,132 @@ impl fmt::Display for AuthType {
 pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 
 /// A source's token endpoint settings. Equality decides whether cached tokens survive a
-/// reload.
+/// reload (a rotated `{ file: }` assertion compares by its path, so rotating it keeps
+/// them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OAuthSpec {
     pub token_url: Uri,
-    pub client_id: String,
-    pub client_secret: Secret,
+    pub grant: Grant,
+    /// Required by every client authentication but `none`.
+    pub client_id: Option<String>,
     pub client_auth: ClientAuth,
     pub scopes: Vec<String>,
     pub audience: Option<String>,
-    /// Present for `token_exchange`.
-    pub exchange: Option<ExchangeSpec>,
+    /// RFC 8707 `resource` parameters.
+    pub resources: Vec<String>,
+    /// Extra form parameters (values are secrets).
+    pub extra_params: Vec<(String, Secret)>,
+    /// `aud` of the assertions credproxy signs; the token URL when unset.
+    pub assertion_audience: Option<String>,
+    /// Extra trust roots and the client certificate for the token endpoint.
+    pub token_tls: Option<TlsProfile>,
+}
+
+/// What is asked of the token endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grant {
+    ClientCredentials,
+    /// RFC 8693.
+    TokenExchange(ExchangeSpec),
+    /// RFC 7523 §2.1 (also Google's service-account flow).
+    JwtBearer(GrantAssertion),
 }
 
 /// How the client authenticates to the token endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientAuth {
     /// `client_secret_basic`: HTTP Basic of the form-encoded id and secret (the default,
     /// which RFC 6749 §2.3.1 requires servers to support).
-    Basic,
+    Basic(Secret),
     /// `client_secret_post`: `client_id` and `client_secret` in the form body.
-    Post,
+    Post(Secret),
+    /// RFC 7523 client assertion, HS256 with the client secret.
+    SecretJwt(Secret),
+    /// RFC 7523 client assertion signed with the client's private key.
+    PrivateKeyJwt(SignedBy),
+    /// A ready-made JWT (a projected service-account token, a JWT-SVID).
+    Assertion(LiveSecret),
+    /// RFC 8705: the client certificate on the connection (see `token_tls`).
+    TlsClientAuth,
+    /// A public client: `client_id` in the body only.
+    None,
+}
+
+impl ClientAuth {
+    /// The `oauth2_client_auth` value.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ClientAuth::Basic(_) => "basic",
+            ClientAuth::Post(_) => "post",
+            ClientAuth::SecretJwt(_) => "client_secret_jwt",
+            ClientAuth::PrivateKeyJwt(_) => "private_key_jwt",
+            ClientAuth::Assertion(_) => "client_assertion",
+            ClientAuth::TlsClientAuth => "tls_client_auth",
+            ClientAuth::None => "none",
+        }
+    }
+}
+
+/// A key credproxy signs with, and the `kid` its JWS header names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedBy {
+    pub key: Arc<SigningKey>,
+    pub kid: Option<String>,
+}
+
+/// The assertion of a JWT-bearer grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GrantAssertion {
+    /// Signed by credproxy for each token request.
+    Signed(Box<SignedAssertion>),
+    /// Ready-made, read for each token request.
+    ReadyMade(LiveSecret),
+}
+
+/// The claims of a grant assertion credproxy signs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedAssertion {
+    pub signed_by: SignedBy,
+    pub issuer: String,
+    pub subject: Option<String>,
+    /// Extra claims (`jwt_bearer_claims`; Google's `scope`).
+    pub claims: serde_json::Map<String, serde_json::Value>,
+    /// Seconds from `iat` to `exp`.
+    pub lifetime_secs: u64,
+    /// Whether the assertion carries a `jti` (Google documents a fixed set of claims).
+    pub jti: bool,
+}
+
+/// A secret read again each time it is used: a `{ file: }` that rotates (a projected
+/// token the kubelet swaps), or a value that does not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LiveSecret {
+    Value(Secret),
+    File(PathBuf),
+}
+
+impl LiveSecret {
+    /// The secret now: one trailing newline trimmed, as at load. The error names the
+    /// file, never its contents.
+    pub fn read(&self) -> Result<Secret, String> {
+        match self {
+            LiveSecret::Value(secret) => Ok(secret.clone()),
+            LiveSecret::File(path) => {
+                let bytes = crate::files::read_capped(path, crate::files::MAX_SECRET_FILE_BYTES)
+                    .map(zeroize::Zeroizing::new)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                let text = std::str::from_utf8(&bytes)
+                    .map_err(|_| format!("{} is not UTF-8", path.display()))?;
+                let text = text
+                    .strip_suffix('\n')
+                    .map_or(text, |t| t.strip_suffix('\r').unwrap_or(t));
+                if text.is_empty() {
+                    return Err(format!("{} is empty", path.display()));
+                }
+                Ok(Secret::new(text))
+            }
+        }
+    }
 }
 
 /// RFC 8693 token exchange.

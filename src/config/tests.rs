@@ -340,13 +340,20 @@ fn oauth2_sources_need_a_token_url_and_client() {
     for expected in [
         "sources.s.oauth2_token_url: is not an absolute URL",
         "sources.s.oauth2_client_id: missing",
-        "sources.s.oauth2_client_secret: missing",
         "sources.s.oauth2_client_auth: unknown value; one of basic, post",
         "sources.s.oauth2_scopes: each scope must be non-empty and contain no spaces",
         "sources.s.token_exchange_audience: does not apply to auth_type `oauth2`",
     ] {
         assert!(message.contains(expected), "{expected}\n{message}");
     }
+    // The secret is the default method's: missing when that method is used.
+    let message = rejected("sources:\n  s:\n    upstream: http://x\n    auth_type: oauth2\n    oauth2_token_url: https://idp/token\n    oauth2_client_id: c\n");
+    assert!(
+        message.contains(
+            "sources.s.oauth2_client_secret: missing; oauth2_client_auth `basic` needs it"
+        ),
+        "{message}"
+    );
 }
 
 #[test]
@@ -356,10 +363,12 @@ fn oauth2_and_token_exchange_load() {
         CredentialSpec::OAuth2(oauth) => oauth,
         other => panic!("{other:?}"),
     };
-    assert!(oauth("cc").exchange.is_none());
+    assert_eq!(oauth("cc").grant, spec::Grant::ClientCredentials);
     assert_eq!(oauth("cc").scopes, ["a", "b"]);
-    assert_eq!(oauth("x").client_auth, spec::ClientAuth::Post);
-    let exchange = oauth("x").exchange.as_ref().expect("exchange settings");
+    assert_eq!(oauth("x").client_auth.as_str(), "post");
+    let spec::Grant::TokenExchange(exchange) = &oauth("x").grant else {
+        panic!("exchange settings")
+    };
     assert_eq!(
         exchange.subject_token_type,
         "urn:ietf:params:oauth:token-type:access_token"
@@ -463,4 +472,164 @@ fn every_tls_file_problem_is_reported_with_the_others() {
     ] {
         assert!(message.contains(expected), "{expected}\n{message}");
     }
+}
+
+/// A config directory with an EC key (`key.pem`) and a ready-made assertion (`token`).
+fn identity_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+    std::fs::write(dir.path().join("key.pem"), pair.serialize_pem()).expect("write");
+    std::fs::write(dir.path().join("token"), "eyJ.ready.made\n").expect("write");
+    let google = serde_json::json!({
+        "type": "service_account",
+        "client_email": "robot@project.iam.gserviceaccount.com",
+        "private_key": pair.serialize_pem(),
+        "private_key_id": "kid-1",
+        "token_uri": "https://oauth2.googleapis.com/token",
+    });
+    std::fs::write(dir.path().join("google.json"), google.to_string()).expect("write");
+    std::fs::write(
+        dir.path().join("bad.json"),
+        "{\"private_key\": \"hunter2\"}",
+    )
+    .expect("write");
+    dir
+}
+
+fn load_in(dir: &tempfile::TempDir, text: &str) -> Result<Spec, ConfigError> {
+    load_bytes(
+        &dir.path().join("sources.yaml"),
+        text.as_bytes(),
+        LoadOptions::default(),
+    )
+}
+
+fn oauth_of(spec: &Spec, id: &str) -> spec::OAuthSpec {
+    match &source(spec, id).credential {
+        CredentialSpec::OAuth2(oauth) => (**oauth).clone(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn identity_client_authentications_load() {
+    let dir = identity_dir();
+    let text = "sources:\n  pk:\n    upstream: https://api\n    auth_type: oauth2\n    oauth2_token_url: https://idp/token\n    oauth2_client_id: c\n    oauth2_client_auth: private_key_jwt\n    oauth2_client_private_key: { file: key.pem }\n    oauth2_client_key_id: k1\n    oauth2_resource: [https://a.test, urn:example:b]\n    oauth2_extra_params: { tenant: t1 }\n  assertion:\n    upstream: https://api\n    auth_type: token_exchange\n    oauth2_token_url: https://idp/token\n    oauth2_client_id: c\n    oauth2_client_auth: client_assertion\n    oauth2_client_assertion: { file: token }\n  public:\n    upstream: https://api\n    auth_type: oauth2\n    oauth2_token_url: https://idp/token\n    oauth2_client_id: c\n    oauth2_client_auth: none\n    oauth2_resource: https://one.test\n";
+    let spec = load_in(&dir, text).unwrap_or_else(|e| panic!("{e}"));
+    let pk = oauth_of(&spec, "pk");
+    assert_eq!(pk.client_auth.as_str(), "private_key_jwt");
+    assert_eq!(pk.resources, ["https://a.test", "urn:example:b"]);
+    assert_eq!(pk.extra_params[0].0, "tenant");
+    let spec::ClientAuth::Assertion(live) = oauth_of(&spec, "assertion").client_auth else {
+        panic!("assertion")
+    };
+    assert_eq!(live, spec::LiveSecret::File(dir.path().join("token")));
+    assert_eq!(oauth_of(&spec, "public").resources, ["https://one.test"]);
+    assert!(spec.meta.secret_files.contains(&dir.path().join("token")));
+}
+
+#[test]
+fn identity_fields_are_checked_against_the_chosen_method() {
+    let dir = identity_dir();
+    let text = "sources:\n  s:\n    upstream: https://api\n    auth_type: oauth2\n    oauth2_token_url: https://idp/token\n    oauth2_client_id: c\n    oauth2_client_auth: private_key_jwt\n    oauth2_client_private_key: hunter2-not-a-key\n    oauth2_client_secret: hunter2\n  t:\n    upstream: https://api\n    auth_type: oauth2\n    oauth2_token_url: https://idp/token\n    oauth2_client_id: c\n    oauth2_client_auth: tls_client_auth\n    oauth2_resource: not a uri\n    oauth2_extra_params: { client_secret: x }\n";
+    let message = load_in(&dir, text).expect_err("rejected").to_string();
+    for expected in [
+        "sources.s.oauth2_client_private_key: holds no PEM private key",
+        "sources.s.oauth2_client_secret: does not apply to oauth2_client_auth `private_key_jwt`",
+        "sources.t.oauth2_tls_client_cert_file: missing; oauth2_client_auth `tls_client_auth` needs it",
+        "sources.t.oauth2_tls_client_key_file: missing",
+        "sources.t.oauth2_resource: each resource must be an absolute URI",
+        "sources.t.oauth2_extra_params.client_secret: is a parameter credproxy sets itself",
+    ] {
+        assert!(message.contains(expected), "{expected}\n{message}");
+    }
+    assert!(!message.contains("hunter2"), "{message}");
+}
+
+#[test]
+fn jwt_bearer_grants_load_signed_or_ready_made() {
+    let dir = identity_dir();
+    let text = "sources:\n  signed:\n    upstream: https://api\n    auth_type: jwt_bearer\n    oauth2_token_url: https://idp/token\n    oauth2_client_private_key: { file: key.pem }\n    jwt_bearer_issuer: me\n    jwt_bearer_claims: { tenant: t1, level: 3, tags: [a, b] }\n  ready:\n    upstream: https://api\n    auth_type: jwt_bearer\n    oauth2_token_url: https://idp/token\n    oauth2_client_assertion: { file: token }\n    oauth2_client_id: c\n    oauth2_client_auth: post\n    oauth2_client_secret: s\n";
+    let spec = load_in(&dir, text).unwrap_or_else(|e| panic!("{e}"));
+    let spec::Grant::JwtBearer(spec::GrantAssertion::Signed(signed)) =
+        oauth_of(&spec, "signed").grant
+    else {
+        panic!("signed")
+    };
+    assert_eq!(
+        (signed.issuer.as_str(), signed.subject.as_deref()),
+        ("me", Some("me"))
+    );
+    assert_eq!(
+        serde_json::Value::from(signed.claims.clone()),
+        serde_json::json!({ "tenant": "t1", "level": 3, "tags": ["a", "b"] })
+    );
+    assert_eq!(
+        oauth_of(&spec, "signed").client_auth,
+        spec::ClientAuth::None
+    );
+    assert!(matches!(
+        oauth_of(&spec, "ready").grant,
+        spec::Grant::JwtBearer(spec::GrantAssertion::ReadyMade(_))
+    ));
+
+    let text = "sources:\n  both:\n    upstream: https://api\n    auth_type: jwt_bearer\n    oauth2_token_url: https://idp/token\n    oauth2_client_private_key: { file: key.pem }\n    oauth2_client_assertion: { file: token }\n  none:\n    upstream: https://api\n    auth_type: jwt_bearer\n    oauth2_token_url: https://idp/token\n  claims:\n    upstream: https://api\n    auth_type: jwt_bearer\n    oauth2_token_url: https://idp/token\n    oauth2_client_private_key: { file: key.pem }\n    jwt_bearer_claims: { exp: 1 }\n    oauth2_client_auth: private_key_jwt\n";
+    let message = load_in(&dir, text).expect_err("rejected").to_string();
+    for expected in [
+        "sources.both.oauth2_client_assertion: set one of oauth2_client_private_key",
+        "sources.none.oauth2_client_private_key: set one of",
+        "sources.claims.jwt_bearer_issuer: missing; the signed assertion's iss",
+        "sources.claims.jwt_bearer_claims.exp: is a claim credproxy sets itself",
+        "sources.claims.oauth2_client_auth: for jwt_bearer the key and the assertion fields make the grant",
+    ] {
+        assert!(message.contains(expected), "{expected}\n{message}");
+    }
+}
+
+#[test]
+fn a_google_service_account_key_is_read_whole() {
+    let dir = identity_dir();
+    let text = "sources:\n  g:\n    upstream: https://storage.googleapis.com\n    auth_type: google_service_account\n    google_service_account_key: { file: google.json }\n    oauth2_scopes: [https://www.googleapis.com/auth/devstorage.read_only]\n";
+    let spec = load_in(&dir, text).unwrap_or_else(|e| panic!("{e}"));
+    let oauth = oauth_of(&spec, "g");
+    assert_eq!(
+        oauth.token_url.to_string(),
+        "https://oauth2.googleapis.com/token"
+    );
+    assert_eq!(
+        oauth.assertion_audience.as_deref(),
+        Some("https://oauth2.googleapis.com/token")
+    );
+    let spec::Grant::JwtBearer(spec::GrantAssertion::Signed(signed)) = oauth.grant else {
+        panic!("signed")
+    };
+    assert_eq!(signed.issuer, "robot@project.iam.gserviceaccount.com");
+    assert_eq!(signed.signed_by.kid.as_deref(), Some("kid-1"));
+    assert_eq!(
+        signed.claims["scope"],
+        "https://www.googleapis.com/auth/devstorage.read_only"
+    );
+    assert!(signed.subject.is_none() && !signed.jti);
+
+    let message = load_in(&dir, &text.replace("google.json", "bad.json"))
+        .expect_err("rejected")
+        .to_string();
+    assert!(
+        message.contains("is not a Google service-account JSON key"),
+        "{message}"
+    );
+    assert!(!message.contains("hunter2"), "{message}");
+    let message = load_in(
+        &dir,
+        &text.replace(
+            "    oauth2_scopes: [https://www.googleapis.com/auth/devstorage.read_only]\n",
+            "",
+        ),
+    )
+    .expect_err("rejected")
+    .to_string();
+    assert!(
+        message.contains("sources.g.oauth2_scopes: missing"),
+        "{message}"
+    );
 }

@@ -40,6 +40,10 @@ impl UpstreamClient {
         &self.client
     }
 
+    pub fn settings(&self) -> ClientSettings {
+        self.settings
+    }
+
     /// Sends a request (through the source's own TLS client, if it has one) and waits for
     /// the response headers; the body streams afterwards.
     pub async fn send(

@@ -181,6 +181,10 @@ fn token_detail(error: &TokenError) -> String {
         TokenError::InvalidResponse { status } => {
             format!("The token endpoint answered HTTP {status} without a usable access token.")
         }
+        // The cause (which may name a file) goes to the log only.
+        TokenError::Request(_) => {
+            "credproxy could not make the token request (its assertion or credentials).".to_owned()
+        }
     }
 }
 

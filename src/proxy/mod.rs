@@ -133,7 +133,7 @@ impl Proxy {
         client: UpstreamClient,
         token_settings: TokenClientSettings,
     ) -> Self {
-        let tokens = TokenClient::new(client.http().clone(), token_settings);
+        let tokens = TokenClient::new(client.http().clone(), client.settings(), token_settings);
         Self {
             store,
             client,

@@ -37,7 +37,7 @@ impl FakeIssuer {
 impl TokenIssuer for FakeIssuer {
     fn issue(
         &self,
-        _settings: &OAuthSpec,
+        _source: &TokenSource,
         _subject: Option<&Secret>,
     ) -> impl std::future::Future<Output = Result<IssuedToken, TokenError>> + Send {
         let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
@@ -63,12 +63,15 @@ fn source() -> Arc<TokenSource> {
         "s".into(),
         OAuthSpec {
             token_url: "http://idp.test/token".parse().expect("uri"),
-            client_id: "id".into(),
-            client_secret: Secret::new("secret"),
-            client_auth: ClientAuth::Basic,
+            grant: Grant::ClientCredentials,
+            client_id: Some("id".into()),
+            client_auth: ClientAuth::Basic(Secret::new("secret")),
             scopes: Vec::new(),
             audience: None,
-            exchange: None,
+            resources: Vec::new(),
+            extra_params: Vec::new(),
+            assertion_audience: None,
+            token_tls: None,
         },
     ))
 }
