@@ -6,71 +6,11 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-
 use http::StatusCode;
 use support::client::{self, get};
+use support::provider::Provider;
 use support::upstream::Upstream;
 use support::InProcessProxy;
-
-/// The provider process; killed on drop.
-struct Provider {
-    child: Child,
-    token_endpoint: String,
-}
-
-impl Drop for Provider {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts the provider and waits for the JSON line it prints once listening.
-fn start_provider() -> Option<Provider> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop");
-    if std::env::var_os("CREDPROXY_SKIP_INTEROP").is_some() {
-        eprintln!("CREDPROXY_SKIP_INTEROP is set: skipping the oidc-provider interop test");
-        return None;
-    }
-    assert!(
-        dir.join("node_modules/oidc-provider").is_dir(),
-        "the interop test needs oidc-provider: run `npm ci --prefix tests/interop` \
-         (or set CREDPROXY_SKIP_INTEROP=1 to skip it)"
-    );
-    let mut child = Command::new("node")
-        .arg(dir.join("provider.mjs"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start node tests/interop/provider.mjs");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx.recv_timeout(support::WAIT).unwrap_or_default();
-    let ready: serde_json::Value = match serde_json::from_str(&line) {
-        Ok(value) => value,
-        Err(_) => {
-            let _ = child.kill();
-            panic!("oidc-provider did not start (printed {line:?})");
-        }
-    };
-    let token_endpoint = ready["token_endpoint"]
-        .as_str()
-        .expect("token_endpoint")
-        .to_owned();
-    Some(Provider {
-        child,
-        token_endpoint,
-    })
-}
 
 fn source(
     id: &str,
@@ -89,7 +29,7 @@ fn source(
 
 #[tokio::test]
 async fn client_credentials_against_oidc_provider() {
-    let Some(provider) = start_provider() else {
+    let Some(provider) = Provider::start(&[]) else {
         return;
     };
     let upstream = Upstream::recording().await;

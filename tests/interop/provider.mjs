@@ -8,11 +8,18 @@
 // Everything else (oidc-provider notices/warnings, our own logs) goes to
 // stderr. Runs until SIGTERM/SIGINT, then exits 0.
 //
+// With INTEROP_IDENTITY_DIR set (a directory holding ca.pem, server.pem and
+// server-key.pem), it serves HTTPS, asks for client certificates signed by
+// that CA, and adds what the identity tests need (identity.mjs): key pairs it
+// generates and writes there, clients for every RFC 7523 / RFC 8705 method,
+// a JWT-bearer grant, and a Google-style service-account token endpoint.
+//
 // Install: npm ci --prefix tests/interop
 // Start:   node tests/interop/provider.mjs
 
 import { createServer } from 'node:http';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { identity } from './identity.mjs';
 
 // oidc-provider prints its development NOTICEs with console.info, which goes
 // to stdout. Keep stdout for the single JSON line only.
@@ -55,14 +62,20 @@ let handler = (req, res) => {
   res.statusCode = 503;
   res.end();
 };
-const server = createServer((req, res) => handler(req, res));
+const tls = identity.enabled ? identity.serverOptions() : undefined;
+const server = tls
+  ? (await import('node:https')).createServer(tls, (req, res) => handler(req, res))
+  : createServer((req, res) => handler(req, res));
 
 await new Promise((resolve, reject) => {
   server.once('error', reject);
   server.listen(0, HOST, resolve);
 });
 const { port } = server.address();
-const issuer = `http://${HOST}:${port}`;
+const issuer = `${tls ? 'https' : 'http'}://${HOST}:${port}`;
+if (identity.enabled) {
+  CLIENTS.push(...identity.clients(issuer));
+}
 
 // Fresh signing key per run (only needed for the discovery/JWKS documents;
 // access tokens are opaque). Avoids oidc-provider's dev-keys fallback.
@@ -72,6 +85,7 @@ const signingKey = generateKeyPairSync('rsa', { modulusLength: 2048 })
 const provider = new Provider(issuer, {
   clients: CLIENTS,
   scopes: ['api.read'],
+  ...(identity.enabled ? { clientAuthMethods: identity.clientAuthMethods } : {}),
   features: {
     clientCredentials: { enabled: true },
     // No interactive login flows are used by these clients.
@@ -80,6 +94,7 @@ const provider = new Provider(issuer, {
     // grant_type=client_credentials&scope=api.read works without it and
     // yields an opaque access token.
     resourceIndicators: { enabled: false },
+    mTLS: identity.enabled ? identity.mtls : { enabled: false },
   },
   ttl: {
     ClientCredentials: 300,
@@ -130,11 +145,17 @@ provider.on('grant.error', (ctx, err) => {
   console.error(`oidc-provider grant.error: ${err.name}: ${err.message}${err.error_description ? ` (${err.error_description})` : ''}`);
 });
 
-handler = provider.callback();
+if (identity.enabled) {
+  identity.registerGrants(provider);
+}
+const providerHandler = provider.callback();
+handler = identity.enabled ? identity.routes(issuer, providerHandler) : providerHandler;
 
 // Take the token endpoint from the provider's own discovery document rather
 // than assuming the route.
-const discovery = await (await fetch(`${issuer}/.well-known/openid-configuration`)).json();
+const discovery = tls
+  ? await identity.getJson(`${issuer}/.well-known/openid-configuration`)
+  : await (await fetch(`${issuer}/.well-known/openid-configuration`)).json();
 if (discovery.issuer !== issuer || typeof discovery.token_endpoint !== 'string') {
   console.error('unexpected discovery document:', discovery);
   process.exit(1);
@@ -150,6 +171,7 @@ let stopping = false;
 function shutdown(signal) {
   if (stopping) return;
   stopping = true;
+  if (identity.enabled) identity.close();
   console.error(`interop provider: ${signal}, shutting down`);
   server.close(() => process.exit(0));
   server.closeAllConnections();

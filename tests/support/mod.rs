@@ -5,6 +5,7 @@
 
 pub mod binary;
 pub mod client;
+pub mod provider;
 pub mod token_endpoint;
 pub mod upstream;
 

@@ -41,6 +41,8 @@ impl Default for Behaviour {
 pub struct TokenRequest {
     pub authorization: Option<String>,
     pub form: HashMap<String, String>,
+    /// The form in order, repeated names included (`resource` may be).
+    pub pairs: Vec<(String, String)>,
 }
 
 #[derive(Default)]
@@ -112,12 +114,14 @@ async fn answer(request: Request<Incoming>, state: &Mutex<State>) -> Response<Fu
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    let form: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+    let form: HashMap<String, String> = pairs.iter().cloned().collect();
     let (behaviour, n) = {
         let mut state = state.lock().expect("state");
         state.requests.push(TokenRequest {
             authorization,
             form: form.clone(),
+            pairs,
         });
         (state.behaviour.clone(), state.requests.len())
     };
