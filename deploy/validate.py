@@ -26,6 +26,7 @@ non-zero on the first kind of problem found, after printing every problem.
 
 import base64
 import hashlib
+import json
 import ipaddress
 import os
 import re
@@ -424,13 +425,77 @@ def main():
         for i, (text, what) in enumerate(examples):
             path = os.path.join(out_dir, f"sources-{i}.yaml")
             with open(path, "w") as f:
-                f.write(text)
+                f.write(with_stand_ins(text, out_dir, i, what))
             listing.write(f"{path}\t{what}\n")
 
     if problems:
         print("\n".join(problems), file=sys.stderr)
         print(f"{len(problems)} problem(s) in the manifests", file=sys.stderr)
         sys.exit(1)
+
+
+# `{ file: /abs/path }` references an example makes to files the pod mounts (a projected
+# token, a key from a Secret): `credproxy check` reads them, so CI writes stand-ins of the
+# right kind and points the copy it checks at them. A private key must parse, so it is a
+# fresh one made by node:crypto (node is installed for the interop tests).
+STAND_IN_KINDS = {
+    "oauth2_client_private_key": "ec-key",
+    "github_private_key": "rsa-key",
+    "google_service_account_key": "google-key",
+}
+
+
+NODE_KEYS = {
+    "ec": "generateKeyPairSync('ec', { namedCurve: 'P-256' })",
+    "rsa": "generateKeyPairSync('rsa', { modulusLength: 2048 })",
+}
+
+
+def node_key(kind):
+    script = (
+        "const { generateKeyPairSync } = require('node:crypto');"
+        "const pair = " + NODE_KEYS[kind] + ";"
+        "process.stdout.write(pair.privateKey.export({ type: 'pkcs8', format: 'pem' }));"
+    )
+    out = subprocess.run(["node", "-e", script], capture_output=True, text=True)
+    if out.returncode != 0:
+        problem("stand-ins", f"node could not make a key: {out.stderr.strip()}")
+        return ""
+    return out.stdout
+
+
+def with_stand_ins(text, out_dir, index, what):
+    data = yaml.safe_load(text) or {}
+    replacements = {}
+    for source_id, source in (data.get("sources") or {}).items():
+        for field, value in (source or {}).items():
+            if not (isinstance(value, dict) and set(value) == {"file"}):
+                continue
+            path = value["file"]
+            if not os.path.isabs(path) or os.path.exists(path):
+                continue
+            kind = STAND_IN_KINDS.get(field, "token")
+            stand_in = os.path.join(out_dir, "files", f"{index}-{source_id}-{field}")
+            os.makedirs(os.path.dirname(stand_in), exist_ok=True)
+            if kind == "google-key":
+                content = json.dumps({
+                    "type": "service_account",
+                    "client_email": "stand-in@example.iam.gserviceaccount.com",
+                    "private_key": node_key("rsa"),
+                    "private_key_id": "stand-in",
+                    "token_uri": "https://oauth2.googleapis.com/token",
+                })
+            elif kind.endswith("-key"):
+                content = node_key(kind.split("-")[0])
+            else:
+                content = "stand-in-token-for-credproxy-check\n"
+            with open(stand_in, "w") as f:
+                f.write(content)
+            replacements[path] = stand_in
+            print(f"    {what}: {source_id}.{field} reads a stand-in for {path}")
+    for path, stand_in in replacements.items():
+        text = text.replace(path, stand_in)
+    return text
 
 
 if __name__ == "__main__":
