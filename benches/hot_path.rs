@@ -203,7 +203,7 @@ fn hot_path(c: &mut Criterion) {
             .expect("oauth2");
         let tokens = source.credentials.token_source().expect("token source");
         runtime
-            .block_on(tokens.token(&bench.tokens, None))
+            .block_on(tokens.get(&bench.tokens, None))
             .expect("first token");
     }
 

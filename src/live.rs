@@ -124,7 +124,7 @@ fn build_source(spec: SourceSpec, before: Option<&Source>) -> Source {
         before.and_then(|b| b.credentials.token_source()),
     ) {
         // Unchanged token settings: the cached tokens are still right.
-        (CredentialSpec::OAuth2(oauth), Some(tokens)) if *tokens.settings() == *oauth => {
+        (CredentialSpec::OAuth2(oauth), Some(tokens)) if tokens.issuer().spec == *oauth => {
             Credentials::Token(Arc::clone(tokens))
         }
         (credential, _) => Credentials::new(credential, &id),

@@ -9,7 +9,8 @@ use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use crate::auth::token_cache::{TokenSource, TokenStats};
+use crate::auth::oauth2::TokenSource;
+use crate::auth::token_cache::TokenStats;
 use crate::live::Snapshot;
 use crate::metrics::{ProxyMetrics, UpstreamErrorKind};
 use crate::store::Store;

@@ -7,9 +7,9 @@
 //! time; injecting them costs a header insert.
 //!
 //! How new credential types fit: a token from another grant (a signed assertion, STS, a
-//! GitHub installation) is a [`token_cache::TokenSource`] with another
-//! [`token_cache::TokenIssuer`], and gets single flight, refresh-ahead and the 401 retry
-//! for free. A signature over the request (SigV4) is a `Credentials` variant whose arm in
+//! GitHub installation) is a [`token_cache::CredentialCache`] with another
+//! [`token_cache::Issue`], and gets single flight, refresh-ahead and the 401 retry for
+//! free. A signature over the request (SigV4) is a `Credentials` variant whose arm in
 //! [`inject`] runs last, when the method, the final URI and every header are set; it will
 //! also take the caller's body, read it when the payload must be hashed, and hand back
 //! what to send.
@@ -32,9 +32,9 @@ pub use query::QueryCredential;
 
 use crate::config::spec::{CredentialSpec, Upstream};
 use crate::secret::Secret;
-use oauth2::{TokenClient, TokenError};
+use oauth2::{TokenClient, TokenError, TokenSource};
 use subject::{Subject, SubjectError};
-use token_cache::{Refusal, Token, TokenSource};
+use token_cache::{Got, Refusal};
 
 /// What a source adds to each forwarded request, ready to apply.
 #[derive(Debug)]
@@ -60,9 +60,10 @@ impl Credentials {
             CredentialSpec::None => Credentials::None,
             CredentialSpec::Header { name, value } => Credentials::Header { name, value },
             CredentialSpec::Query(key) => Credentials::Query(QueryCredential::new(&key)),
-            CredentialSpec::OAuth2(oauth) => {
-                Credentials::Token(Arc::new(TokenSource::new(Arc::clone(source_id), *oauth)))
-            }
+            CredentialSpec::OAuth2(oauth) => Credentials::Token(Arc::new(oauth2::token_source(
+                Arc::clone(source_id),
+                *oauth,
+            ))),
         }
     }
 
@@ -146,8 +147,8 @@ pub struct Injection<'a> {
 /// What was injected, for the access log and a retry after an upstream 401.
 pub struct Injected {
     pub outcome: TokenOutcome,
-    /// The token, when one came from a token source.
-    pub token: Option<Token>,
+    /// The token (its `Authorization` value), when one came from a token source.
+    pub token: Option<Got<HeaderValue>>,
     subject: Option<Subject>,
 }
 
@@ -188,10 +189,10 @@ pub async fn inject(
             } else {
                 None
             };
-            let token = tokens.token(client, subject.as_ref()).await?;
+            let token = tokens.get(client, subject.as_ref()).await?;
             parts
                 .headers
-                .insert(http::header::AUTHORIZATION, token.header.clone());
+                .insert(http::header::AUTHORIZATION, token.value.clone());
             Ok(Injected {
                 outcome: token.outcome,
                 token: Some(token),
@@ -203,7 +204,7 @@ pub async fn inject(
 
 /// After the upstream refused a cached token: a token to retry with, written onto
 /// `headers`, or `None` when the request should not be retried (see
-/// [`TokenSource::refused`]).
+/// [`token_cache::CredentialCache::refused`]).
 pub async fn reinject_after_refusal(
     credentials: &Credentials,
     injected: &mut Injected,
@@ -216,8 +217,8 @@ pub async fn reinject_after_refusal(
     if tokens.refused(token) == Refusal::HeldDown {
         return Ok(None);
     }
-    let fresh = tokens.token(client, injected.subject.as_ref()).await?;
-    headers.insert(http::header::AUTHORIZATION, fresh.header.clone());
+    let fresh = tokens.get(client, injected.subject.as_ref()).await?;
+    headers.insert(http::header::AUTHORIZATION, fresh.value.clone());
     injected.outcome = fresh.outcome;
     injected.token = Some(fresh);
     Ok(Some(injected.outcome))

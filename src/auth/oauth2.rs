@@ -13,9 +13,10 @@ use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Either, Full, Limited};
 use serde::Deserialize;
 
+use super::token_cache::{CredentialCache, Issue, Issued, Keyed};
 use super::token_request::build_request;
-use crate::config::spec::OAuthSpec;
-use crate::secret::Secret;
+use crate::config::spec::{Grant, OAuthSpec};
+use crate::secret::{sensitive_header_value, Secret};
 use crate::telemetry::error_chain;
 use crate::transport::{ClientSettings, HttpClient, SourceTls};
 
@@ -37,6 +38,58 @@ impl Default for TokenClientSettings {
             timeout: Duration::from_secs(10),
             default_lifetime: Duration::from_secs(300),
         }
+    }
+}
+
+/// The token side of an OAuth2 source: its cached `Authorization` header values.
+pub type TokenSource = CredentialCache<OAuthIssuer>;
+
+/// A token source for `spec`: one token, or one per caller's subject for an exchange of
+/// the caller's own token.
+pub fn token_source(source_id: std::sync::Arc<str>, spec: OAuthSpec) -> TokenSource {
+    let keyed = match &spec.grant {
+        Grant::TokenExchange(exchange) if exchange.subject_token.is_none() => Keyed::PerSubject,
+        _ => Keyed::Single,
+    };
+    CredentialCache::new(source_id, OAuthIssuer::new(spec), keyed)
+}
+
+/// An OAuth2 source's token endpoint settings, and the endpoint's own TLS client.
+#[derive(Debug)]
+pub struct OAuthIssuer {
+    pub spec: OAuthSpec,
+    tls: Option<SourceTls>,
+}
+
+impl OAuthIssuer {
+    fn new(spec: OAuthSpec) -> Self {
+        let tls = spec.token_tls.as_ref().map(|profile| {
+            SourceTls::new(std::sync::Arc::clone(&profile.config), profile.fingerprint)
+        });
+        Self { spec, tls }
+    }
+}
+
+impl Issue for OAuthIssuer {
+    /// `Bearer <token>`, marked sensitive.
+    type Value = http::HeaderValue;
+    type Client = TokenClient;
+
+    async fn issue(
+        &self,
+        client: &TokenClient,
+        subject: Option<&Secret>,
+    ) -> Result<Issued<http::HeaderValue>, TokenError> {
+        let issued = client.fetch(&self.spec, self.tls.as_ref(), subject).await?;
+        let header = sensitive_header_value(&zeroize::Zeroizing::new(format!(
+            "Bearer {}",
+            issued.access_token.expose()
+        )))
+        .map_err(|_| TokenError::InvalidResponse { status: 200 })?;
+        Ok(Issued {
+            value: header,
+            lifetime: issued.lifetime,
+        })
     }
 }
 

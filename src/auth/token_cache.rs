@@ -1,45 +1,53 @@
-//! Cached OAuth2 tokens of one source: single flight, refresh ahead, bounded per subject.
+//! Cached credentials of one source: single flight, refresh ahead, bounded per subject.
+//! What is cached (an OAuth2 token's header, temporary AWS keys, a GitHub installation
+//! token) and where it comes from is the [`Issue`] implementation's; the rules are here,
+//! once.
 //!
 //! A hit is lock-free: one `ArcSwapOption` load (plus, for token exchange, one lookup in
 //! the bounded subject map). A miss takes the slot's async mutex, so concurrent misses
-//! for one key make exactly one token request; waiters that queued behind a failed request
-//! get its error instead of each trying again.
+//! for one key make exactly one request; waiters that queued behind a failed request get
+//! its error instead of each trying again.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
-use http::HeaderValue;
 use tokio::time::Instant;
 
 use super::lifetime::{schedule, Schedule};
-use super::oauth2::{IssuedToken, TokenClient, TokenError};
+use super::oauth2::TokenError;
 use super::subject::Subject;
 use super::TokenOutcome;
-use crate::config::spec::{Grant, OAuthSpec};
-use crate::secret::{sensitive_header_value, Secret};
-use crate::transport::SourceTls;
+use crate::secret::Secret;
 
-/// Where a token source gets its tokens: the token endpoint ([`TokenClient`]), or a fake
-/// in tests. The cache's rules (single flight, refresh ahead, expiry) do not depend on
-/// which.
-pub trait TokenIssuer: Clone + Send + Sync + 'static {
-    fn issue(
-        &self,
-        source: &TokenSource,
-        subject: Option<&Secret>,
-    ) -> impl std::future::Future<Output = Result<IssuedToken, TokenError>> + Send;
+/// A credential as issued, before the cache decides its schedule.
+#[derive(Debug)]
+pub struct Issued<V> {
+    pub value: V,
+    pub lifetime: Duration,
 }
 
-impl TokenIssuer for TokenClient {
+/// Where a cache's credentials come from: a source's settings, asked through `Client`.
+pub trait Issue: Send + Sync + 'static {
+    type Value: Clone + Send + Sync + 'static;
+    /// What makes the requests (the token client; a fake in tests).
+    type Client: Clone + Send + Sync + 'static;
+
+    /// A new credential; `subject` is the caller's token, for a cache [`Keyed::PerSubject`].
     fn issue(
         &self,
-        source: &TokenSource,
+        client: &Self::Client,
         subject: Option<&Secret>,
-    ) -> impl std::future::Future<Output = Result<IssuedToken, TokenError>> + Send {
-        self.fetch(&source.settings, source.tls.as_ref(), subject)
-    }
+    ) -> impl Future<Output = Result<Issued<Self::Value>, TokenError>> + Send;
+}
+
+/// Whether a cache holds one credential or one per caller's subject token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keyed {
+    Single,
+    PerSubject,
 }
 
 /// At most this many subjects' tokens are cached per token_exchange source; the least
@@ -55,38 +63,35 @@ const REFRESH_RETRY: Duration = Duration::from_secs(5);
 /// the token that every caller shares, just by calling a path that answers 401.
 pub const FORCED_REFRESH_HOLD_DOWN: Duration = Duration::from_secs(5);
 
-/// The token side of one OAuth2 source.
-pub struct TokenSource {
+/// The cached credentials of one source.
+pub struct CredentialCache<I: Issue> {
     source_id: Arc<str>,
-    settings: OAuthSpec,
-    /// The token endpoint's own TLS client (its CA, the client certificate), if any.
-    tls: Option<SourceTls>,
-    slots: Slots,
+    issuer: I,
+    slots: Slots<I::Value>,
     pub stats: TokenStats,
     /// What the slots' `forced_at` times count from.
     epoch: Instant,
 }
 
-impl std::fmt::Debug for TokenSource {
+impl<I: Issue + std::fmt::Debug> std::fmt::Debug for CredentialCache<I> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenSource")
+        f.debug_struct("CredentialCache")
             .field("source_id", &self.source_id)
-            .field("settings", &self.settings)
+            .field("issuer", &self.issuer)
             .finish_non_exhaustive()
     }
 }
 
-enum Slots {
-    /// client_credentials, or an exchange with a configured subject: one token.
-    Single(Arc<Slot>),
-    /// An exchange of each caller's token: one slot per subject hash.
-    PerSubject(moka::future::Cache<[u8; 32], Arc<Slot>>),
+enum Slots<V> {
+    /// One credential for the source.
+    Single(Arc<Slot<V>>),
+    /// One per caller's subject token, keyed by its hash.
+    PerSubject(moka::future::Cache<[u8; 32], Arc<Slot<V>>>),
 }
 
-/// One cache key's token and the machinery that keeps it fresh.
-#[derive(Default)]
-struct Slot {
-    current: ArcSwapOption<CachedToken>,
+/// One cache key's credential and the machinery that keeps it fresh.
+struct Slot<V> {
+    current: ArcSwapOption<Cached<V>>,
     /// Held while a token request for this key is in flight.
     fetch: tokio::sync::Mutex<()>,
     /// The last failure, for waiters that queued behind it.
@@ -100,9 +105,21 @@ struct Slot {
     forced_at: AtomicU64,
 }
 
-struct CachedToken {
-    /// `Bearer <token>`, marked sensitive.
-    header: HeaderValue,
+impl<V> Default for Slot<V> {
+    fn default() -> Self {
+        Self {
+            current: ArcSwapOption::empty(),
+            fetch: tokio::sync::Mutex::new(()),
+            failure: ArcSwapOption::empty(),
+            attempts: AtomicU64::new(0),
+            refreshing: AtomicBool::new(false),
+            forced_at: AtomicU64::new(0),
+        }
+    }
+}
+
+struct Cached<V> {
+    value: V,
     schedule: Schedule,
 }
 
@@ -147,7 +164,7 @@ impl TokenStats {
     }
 }
 
-/// What [`TokenSource::refused`] decided.
+/// What [`CredentialCache::refused`] decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     /// A newer token is (or is being) cached: retry with it.
@@ -158,46 +175,37 @@ pub enum Refusal {
     HeldDown,
 }
 
-/// A token ready to inject, and what is needed to drop it after an upstream 401.
-pub struct Token {
-    pub header: HeaderValue,
+/// A credential ready to use, and what is needed to drop it after an upstream 401.
+pub struct Got<V> {
+    pub value: V,
     pub outcome: TokenOutcome,
-    cached: Arc<CachedToken>,
-    slot: Arc<Slot>,
+    cached: Arc<Cached<V>>,
+    slot: Arc<Slot<V>>,
 }
 
-impl TokenSource {
-    pub fn new(source_id: Arc<str>, settings: OAuthSpec) -> Self {
-        let per_subject = matches!(
-            &settings.grant,
-            Grant::TokenExchange(exchange) if exchange.subject_token.is_none()
-        );
-        let slots = if per_subject {
-            Slots::PerSubject(
+impl<I: Issue> CredentialCache<I> {
+    pub fn new(source_id: Arc<str>, issuer: I, keyed: Keyed) -> Self {
+        let slots = match keyed {
+            Keyed::PerSubject => Slots::PerSubject(
                 moka::future::Cache::builder()
                     .max_capacity(SUBJECT_CACHE_CAPACITY)
                     .time_to_idle(SUBJECT_IDLE)
                     .build(),
-            )
-        } else {
-            Slots::Single(Arc::default())
+            ),
+            Keyed::Single => Slots::Single(Arc::default()),
         };
-        let tls = settings
-            .token_tls
-            .as_ref()
-            .map(|profile| SourceTls::new(Arc::clone(&profile.config), profile.fingerprint));
         Self {
             source_id,
-            settings,
-            tls,
+            issuer,
             slots,
             stats: TokenStats::default(),
             epoch: Instant::now(),
         }
     }
 
-    pub fn settings(&self) -> &OAuthSpec {
-        &self.settings
+    /// The settings credentials are issued from.
+    pub fn issuer(&self) -> &I {
+        &self.issuer
     }
 
     /// Until when the cached token may be injected, for sources with one token.
@@ -217,13 +225,14 @@ impl TokenSource {
         matches!(self.slots, Slots::PerSubject(_))
     }
 
-    /// A token for `subject` (None unless [`Self::needs_subject`]): cached while usable,
-    /// refreshed in the background once due, fetched (once for all waiters) otherwise.
-    pub async fn token(
+    /// A credential for `subject` (None unless [`Self::needs_subject`]): cached while
+    /// usable, refreshed in the background once due, fetched (once for all waiters)
+    /// otherwise.
+    pub async fn get(
         self: &Arc<Self>,
-        client: &impl TokenIssuer,
+        client: &I::Client,
         subject: Option<&Subject>,
-    ) -> Result<Token, TokenError> {
+    ) -> Result<Got<I::Value>, TokenError> {
         let slot = self.slot(subject).await;
         let started = Instant::now();
         if let Some(cached) = slot.current.load_full() {
@@ -232,7 +241,7 @@ impl TokenSource {
                 if started >= cached.schedule.refresh_at {
                     self.refresh_in_background(&slot, client, subject);
                 }
-                return Ok(Token::new(cached, TokenOutcome::Cached, slot));
+                return Ok(Got::new(cached, TokenOutcome::Cached, slot));
             }
         }
         self.stats.cache_misses.fetch_add(1, Ordering::Relaxed);
@@ -249,7 +258,7 @@ impl TokenSource {
                 } else {
                     TokenOutcome::Cached
                 };
-                return Ok(Token::new(cached, outcome, slot));
+                return Ok(Got::new(cached, outcome, slot));
             }
         }
         if let (true, Some(failure)) = (waited_for_one, slot.failure.load_full()) {
@@ -266,13 +275,13 @@ impl TokenSource {
             }))),
         }
         slot.attempts.fetch_add(1, Ordering::AcqRel);
-        result.map(|cached| Token::new(cached, TokenOutcome::Fetched, slot))
+        result.map(|cached| Got::new(cached, TokenOutcome::Fetched, slot))
     }
 
     /// What to do after the upstream refused `token` (a cached one): use the token that
     /// already replaced it, or drop it so that the next [`Self::token`] fetches a new one,
     /// or, within [`FORCED_REFRESH_HOLD_DOWN`] of the last such drop, nothing.
-    pub fn refused(&self, token: &Token) -> Refusal {
+    pub fn refused(&self, token: &Got<I::Value>) -> Refusal {
         let slot = &token.slot;
         let still_current = slot
             .current
@@ -301,12 +310,12 @@ impl TokenSource {
         }
         let _ = slot
             .current
-            .compare_and_swap(&token.cached, None::<Arc<CachedToken>>);
+            .compare_and_swap(&token.cached, None::<Arc<Cached<I::Value>>>);
         self.stats.forced_refreshes.fetch_add(1, Ordering::Relaxed);
         Refusal::Dropped
     }
 
-    async fn slot(&self, subject: Option<&Subject>) -> Arc<Slot> {
+    async fn slot(&self, subject: Option<&Subject>) -> Arc<Slot<I::Value>> {
         match (&self.slots, subject) {
             (Slots::Single(slot), _) => Arc::clone(slot),
             (Slots::PerSubject(slots), Some(subject)) => {
@@ -319,8 +328,8 @@ impl TokenSource {
 
     fn refresh_in_background(
         self: &Arc<Self>,
-        slot: &Arc<Slot>,
-        client: &impl TokenIssuer,
+        slot: &Arc<Slot<I::Value>>,
+        client: &I::Client,
         subject: Option<&Subject>,
     ) {
         if slot.refreshing.swap(true, Ordering::AcqRel) {
@@ -358,40 +367,29 @@ impl TokenSource {
 
     async fn fetch(
         &self,
-        client: &impl TokenIssuer,
+        client: &I::Client,
         subject: Option<&Subject>,
-    ) -> Result<Arc<CachedToken>, TokenError> {
-        let result = client.issue(self, subject.map(|s| &s.token)).await;
-        let issued = match result {
-            Ok(issued) => issued,
-            Err(error) => {
-                self.stats.record(false);
-                return Err(error);
-            }
-        };
-        let header = sensitive_header_value(&zeroize::Zeroizing::new(format!(
-            "Bearer {}",
-            issued.access_token.expose()
-        )))
-        .map_err(|_| {
-            self.stats.record(false);
-            TokenError::InvalidResponse { status: 200 }
-        })?;
-        self.stats.record(true);
+    ) -> Result<Arc<Cached<I::Value>>, TokenError> {
+        let result = self.issuer.issue(client, subject.map(|s| &s.token)).await;
+        self.stats.record(result.is_ok());
+        let issued = result?;
         let schedule = schedule(
             Instant::now(),
             issued.lifetime,
             subject.and_then(|s| s.expires),
         );
-        tracing::debug!(source = %self.source_id, lifetime_s = issued.lifetime.as_secs(), "Token fetched");
-        Ok(Arc::new(CachedToken { header, schedule }))
+        tracing::debug!(source = %self.source_id, lifetime_s = issued.lifetime.as_secs(), "Credential fetched");
+        Ok(Arc::new(Cached {
+            value: issued.value,
+            schedule,
+        }))
     }
 }
 
-impl Token {
-    fn new(cached: Arc<CachedToken>, outcome: TokenOutcome, slot: Arc<Slot>) -> Self {
+impl<V: Clone> Got<V> {
+    fn new(cached: Arc<Cached<V>>, outcome: TokenOutcome, slot: Arc<Slot<V>>) -> Self {
         Self {
-            header: cached.header.clone(),
+            value: cached.value.clone(),
             outcome,
             cached,
             slot,

@@ -264,7 +264,7 @@ impl Proxy {
         let result = self.client.send(request, source.tls.as_ref()).await;
         *exchange.upstream_elapsed.get_or_insert(Duration::ZERO) += sent.elapsed();
         let mut response = result?;
-        let token = injected.token.as_ref().map(|token| &token.header);
+        let token = injected.token.as_ref().map(|token| &token.value);
         response::scrub(response.headers_mut(), source, token);
         Ok(response)
     }
