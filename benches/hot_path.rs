@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
-use credproxy::auth::oauth2::{TokenClient, TokenClientSettings};
+use credproxy::auth::token_client::{TokenClient, TokenClientSettings};
 use credproxy::config::load_bytes;
 use credproxy::proxy::{self, ClientSettings, UpstreamClient};
 use credproxy::store::Store;

@@ -19,7 +19,7 @@ use http::{HeaderName, HeaderValue};
 
 use crate::auth::{self, Credentials};
 use crate::caller::Callers;
-use crate::config::spec::{AuthType, CredentialSpec, SourceSpec, Spec, Upstream};
+use crate::config::spec::{AuthType, SourceSpec, Spec, Upstream};
 use crate::metrics::SourceMetrics;
 use crate::secret::Secret;
 use crate::transport::SourceTls;
@@ -119,16 +119,10 @@ fn build_source(spec: SourceSpec, before: Option<&Source>) -> Source {
         tls,
         secrets,
     } = spec;
-    let credentials = match (
-        credential,
-        before.and_then(|b| b.credentials.token_source()),
-    ) {
-        // Unchanged token settings: the cached tokens are still right.
-        (CredentialSpec::OAuth2(oauth), Some(tokens)) if tokens.issuer().spec == *oauth => {
-            Credentials::Token(Arc::clone(tokens))
-        }
-        (credential, _) => Credentials::new(credential, &id),
-    };
+    // Unchanged credential settings: the cached tokens (or STS keys) are still right.
+    let credentials = before
+        .and_then(|b| b.credentials.reuse(&credential))
+        .unwrap_or_else(|| Credentials::new(credential, &id));
     let tls = tls.map(|profile| {
         match before
             .and_then(|b| b.tls.as_ref())

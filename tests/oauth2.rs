@@ -347,7 +347,7 @@ async fn unreachable_and_slow_token_endpoints_are_502() {
         ..Behaviour::default()
     });
     let options = support::Options {
-        tokens: credproxy::auth::oauth2::TokenClientSettings {
+        tokens: credproxy::auth::token_client::TokenClientSettings {
             timeout: Duration::from_millis(200),
             ..Default::default()
         },

@@ -9,8 +9,7 @@ use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use crate::auth::oauth2::TokenSource;
-use crate::auth::token_cache::TokenStats;
+use crate::auth::token_cache::{CacheState, TokenStats};
 use crate::live::Snapshot;
 use crate::metrics::{ProxyMetrics, UpstreamErrorKind};
 use crate::store::Store;
@@ -56,10 +55,10 @@ impl Collector for SnapshotCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let snapshot = self.store.load_full();
         self.requests(&mut encoder, &snapshot)?;
-        let token_sources: Vec<(&str, &TokenSource)> = snapshot
+        let token_sources: Vec<(&str, &dyn CacheState)> = snapshot
             .sources()
             .iter()
-            .filter_map(|s| s.credentials.token_source().map(|t| (&*s.id, &**t)))
+            .filter_map(|s| s.credentials.cache().map(|cache| (&*s.id, cache)))
             .collect();
         token_counters(&mut encoder, &token_sources)?;
         token_gauges(&mut encoder, &token_sources)?;
@@ -182,8 +181,9 @@ impl SnapshotCollector {
 /// A `result` label (empty: none) and the counter it reads.
 type Results = &'static [(&'static str, fn(&TokenStats) -> &AtomicU64)];
 
-/// Token requests, forced refreshes, cache hits and misses, per token source.
-fn token_counters(encoder: &mut DescriptorEncoder, sources: &[(&str, &TokenSource)]) -> Fmt {
+/// Token requests, forced refreshes, cache hits and misses, per source with a cache
+/// (OAuth2, GitHub App, SigV4 with a role).
+fn token_counters(encoder: &mut DescriptorEncoder, sources: &[(&str, &dyn CacheState)]) -> Fmt {
     let families: [(&str, &str, Results); 4] = [
         (
             "token_requests",
@@ -216,7 +216,7 @@ fn token_counters(encoder: &mut DescriptorEncoder, sources: &[(&str, &TokenSourc
         let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
         for (id, tokens) in sources {
             for (result, pick) in results {
-                let n = pick(&tokens.stats).load(Ordering::Relaxed);
+                let n = pick(tokens.stats()).load(Ordering::Relaxed);
                 if result.is_empty() {
                     counter(&mut family, &[("source", id)], n)?;
                 } else {
@@ -229,7 +229,7 @@ fn token_counters(encoder: &mut DescriptorEncoder, sources: &[(&str, &TokenSourc
 }
 
 /// When each cached token expires, and whether its last refresh succeeded.
-fn token_gauges(encoder: &mut DescriptorEncoder, sources: &[(&str, &TokenSource)]) -> Fmt {
+fn token_gauges(encoder: &mut DescriptorEncoder, sources: &[(&str, &dyn CacheState)]) -> Fmt {
     let now = tokio::time::Instant::now();
     let mut family = encoder.encode_descriptor(
         "token_expiry_seconds",
@@ -252,7 +252,7 @@ fn token_gauges(encoder: &mut DescriptorEncoder, sources: &[(&str, &TokenSource)
         MetricType::Gauge,
     )?;
     for (id, tokens) in sources {
-        if let Some(ok) = tokens.stats.last_result() {
+        if let Some(ok) = tokens.stats().last_result() {
             family
                 .encode_family(&[("source", *id)])?
                 .encode_gauge(&i64::from(ok))?;

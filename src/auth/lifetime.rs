@@ -1,7 +1,7 @@
 //! When a cached token is refreshed and until when it may be injected: a pure function
 //! of when it was obtained and how long it lives.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 
@@ -30,6 +30,23 @@ pub fn schedule(obtained: Instant, lifetime: Duration, not_after: Option<Instant
         refresh_at,
         usable_until,
     }
+}
+
+/// How long from now until `expiry`, an RFC 3339 time (STS `Expiration`, GitHub
+/// `expires_at`); `None` if it does not parse or has passed.
+pub fn until_rfc3339(expiry: &str) -> Option<Duration> {
+    let expiry = humantime::parse_rfc3339_weak(expiry.trim()).ok()?;
+    expiry
+        .duration_since(SystemTime::now())
+        .ok()
+        .filter(|left| !left.is_zero())
+}
+
+/// Seconds since the Unix epoch, for JWT claims.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

@@ -6,21 +6,28 @@
 //! sent can remove or duplicate what it writes. Static credentials were encoded at load
 //! time; injecting them costs a header insert.
 //!
-//! How new credential types fit: a token from another grant (a signed assertion, STS, a
-//! GitHub installation) is a [`token_cache::CredentialCache`] with another
-//! [`token_cache::Issue`], and gets single flight, refresh-ahead and the 401 retry for
-//! free. A signature over the request (SigV4) is a `Credentials` variant whose arm in
-//! [`inject`] runs last, when the method, the final URI and every header are set; it will
-//! also take the caller's body, read it when the payload must be hashed, and hand back
-//! what to send.
+//! A signature over the request (SigV4) is the one credential that depends on the body:
+//! [`inject`] gets its keys and drops the caller's signing headers, and [`sign`], which
+//! runs once every header is final, reads the body when it must be hashed and writes the
+//! signature. For every other source, [`sign`] hands the body back as it is.
+//!
+//! How new credential types fit: a credential from another issuer (an assertion grant,
+//! STS, a GitHub installation) is a [`token_cache::CredentialCache`] with another
+//! [`token_cache::Issue`], and gets single flight, refresh-ahead and (for bearer tokens)
+//! the 401 retry for free.
 
 pub mod bearer;
+pub mod github_app;
 mod lifetime;
 pub mod oauth2;
 mod query;
+pub mod sigv4;
+pub mod sts;
 pub mod subject;
 pub mod token_cache;
+pub mod token_client;
 mod token_request;
+pub mod token_source;
 
 use std::sync::Arc;
 
@@ -32,9 +39,15 @@ pub use query::QueryCredential;
 
 use crate::config::spec::{CredentialSpec, Upstream};
 use crate::secret::Secret;
-use oauth2::{TokenClient, TokenError, TokenSource};
+use crate::transport::{BufferedBodies, CallerBody, Payload, ReadBodyError};
+use github_app::GitHubAppIssuer;
+use oauth2::OAuthIssuer;
+use sigv4::AwsSigner;
+use sts::AwsKeys;
 use subject::{Subject, SubjectError};
-use token_cache::{Got, Refusal};
+use token_cache::{CacheState, Got, Refusal};
+use token_client::{TokenClient, TokenError};
+use token_source::{token_source, TokenIssuer, TokenSource};
 
 /// What a source adds to each forwarded request, ready to apply.
 #[derive(Debug)]
@@ -48,28 +61,64 @@ pub enum Credentials {
     },
     /// An API key in the query string.
     Query(QueryCredential),
-    /// An OAuth2 bearer token, cached per source (and per subject for token exchange).
+    /// A bearer token (OAuth2, a GitHub installation), cached per source (and per
+    /// subject for token exchange).
     Token(Arc<TokenSource>),
+    /// A SigV4 signature over each request.
+    Signed(Arc<AwsSigner>),
 }
 
 impl Credentials {
-    /// The runtime form of a spec; a token source is made new (carrying one over from
-    /// the previous snapshot is the live builder's decision).
+    /// The runtime form of a spec, with new caches (see [`Self::reuse`]).
     pub fn new(spec: CredentialSpec, source_id: &Arc<str>) -> Self {
+        let tokens =
+            |issuer| Credentials::Token(Arc::new(token_source(Arc::clone(source_id), issuer)));
         match spec {
             CredentialSpec::None => Credentials::None,
             CredentialSpec::Header { name, value } => Credentials::Header { name, value },
             CredentialSpec::Query(key) => Credentials::Query(QueryCredential::new(&key)),
-            CredentialSpec::OAuth2(oauth) => Credentials::Token(Arc::new(oauth2::token_source(
-                Arc::clone(source_id),
-                *oauth,
-            ))),
+            CredentialSpec::OAuth2(oauth) => {
+                tokens(TokenIssuer::OAuth(Box::new(OAuthIssuer::new(*oauth))))
+            }
+            CredentialSpec::GitHubApp(app) => {
+                tokens(TokenIssuer::GitHubApp(GitHubAppIssuer::new(*app)))
+            }
+            CredentialSpec::AwsSigV4(aws) => {
+                Credentials::Signed(Arc::new(AwsSigner::new(*aws, source_id)))
+            }
+        }
+    }
+
+    /// These credentials again, sharing their caches, when `spec` is what they were made
+    /// from: a reload that left a source's settings alone keeps its cached credentials.
+    pub fn reuse(&self, spec: &CredentialSpec) -> Option<Credentials> {
+        match (self, spec) {
+            (Credentials::Token(tokens), spec) if tokens.issuer().issues_for(spec) => {
+                Some(Credentials::Token(Arc::clone(tokens)))
+            }
+            (Credentials::Signed(signer), CredentialSpec::AwsSigV4(aws))
+                if signer.spec == **aws =>
+            {
+                Some(Credentials::Signed(Arc::clone(signer)))
+            }
+            _ => None,
         }
     }
 
     pub fn token_source(&self) -> Option<&Arc<TokenSource>> {
         match self {
             Credentials::Token(tokens) => Some(tokens),
+            _ => None,
+        }
+    }
+
+    /// The cache of issued credentials (tokens, STS keys), for the metrics endpoint.
+    pub fn cache(&self) -> Option<&dyn CacheState> {
+        match self {
+            Credentials::Token(tokens) => Some(&**tokens),
+            Credentials::Signed(signer) => signer
+                .assumed_keys()
+                .map(|cache| &**cache as &dyn CacheState),
             _ => None,
         }
     }
@@ -97,7 +146,7 @@ impl Credentials {
                 .map(|encoded| vec![Secret::new(encoded)])
                 .unwrap_or_default(),
             Credentials::Query(query) => vec![query.encoded_value().clone()],
-            Credentials::None | Credentials::Token(_) => Vec::new(),
+            Credentials::None | Credentials::Token(_) | Credentials::Signed(_) => Vec::new(),
         }
     }
 }
@@ -112,6 +161,12 @@ pub enum AuthError {
     /// Cannot happen for a target that passed routing; kept as an error, not a panic.
     #[error("the upstream request target is not a valid URI")]
     InvalidTarget,
+    /// A body that must be hashed for a signature could not be read whole.
+    #[error("{0}")]
+    Body(ReadBodyError),
+    /// The SigV4 signer refused the request.
+    #[error("cannot sign the request: {0}")]
+    Sign(String),
 }
 
 /// Where the credential of a request came from, for the access log.
@@ -144,12 +199,48 @@ pub struct Injection<'a> {
     pub caller_authorization: Option<HeaderValue>,
 }
 
-/// What was injected, for the access log and a retry after an upstream 401.
+/// What was injected, for the access log, the response scrub and a retry after an
+/// upstream 401.
 pub struct Injected {
     pub outcome: TokenOutcome,
-    /// The token (its `Authorization` value), when one came from a token source.
-    pub token: Option<Got<HeaderValue>>,
+    sent: Sent,
     subject: Option<Subject>,
+}
+
+/// A credential issued for this request (the configured ones are the source's needles).
+enum Sent {
+    Nothing,
+    /// A bearer token from a token source (its `Authorization` value).
+    Token(Got<HeaderValue>),
+    /// The keys to sign with; [`sign`] writes the signature.
+    AwsKeys(Arc<AwsKeys>),
+}
+
+impl Injected {
+    fn with(outcome: TokenOutcome, sent: Sent) -> Self {
+        Self {
+            outcome,
+            sent,
+            subject: None,
+        }
+    }
+
+    /// The issued secret this request carries, to keep it out of the response: the bearer
+    /// token, or the STS session token.
+    pub fn sent_secret(&self) -> Option<&[u8]> {
+        match &self.sent {
+            Sent::Token(token) => token.value.as_bytes().strip_prefix(b"Bearer "),
+            Sent::AwsKeys(keys) => keys.session_token.as_ref().map(|t| t.expose().as_bytes()),
+            Sent::Nothing => None,
+        }
+        .filter(|secret| !secret.is_empty())
+    }
+
+    /// Whether an upstream 401 may mean the token was revoked early: it came from the
+    /// cache, and can be dropped for a new one.
+    pub fn may_retry(&self) -> bool {
+        matches!(self.sent, Sent::Token(_)) && self.outcome == TokenOutcome::Cached
+    }
 }
 
 /// Writes the credential onto `parts`: headers, and the upstream URI (with the query key).
@@ -170,18 +261,17 @@ pub async fn inject(
         parts.headers.insert(name.clone(), value.clone());
     }
     match credentials {
-        Credentials::None | Credentials::Query(_) => Ok(Injected {
-            outcome: TokenOutcome::None,
-            token: None,
-            subject: None,
-        }),
+        Credentials::None | Credentials::Query(_) => {
+            Ok(Injected::with(TokenOutcome::None, Sent::Nothing))
+        }
         Credentials::Header { name, value } => {
             parts.headers.insert(name.clone(), value.clone());
-            Ok(Injected {
-                outcome: TokenOutcome::None,
-                token: None,
-                subject: None,
-            })
+            Ok(Injected::with(TokenOutcome::None, Sent::Nothing))
+        }
+        Credentials::Signed(signer) => {
+            AwsSigner::drop_caller_signature(&mut parts.headers);
+            let (keys, outcome) = signer.keys(client).await?;
+            Ok(Injected::with(outcome, Sent::AwsKeys(keys)))
         }
         Credentials::Token(tokens) => {
             let subject = if tokens.needs_subject() {
@@ -195,10 +285,27 @@ pub async fn inject(
                 .insert(http::header::AUTHORIZATION, token.value.clone());
             Ok(Injected {
                 outcome: token.outcome,
-                token: Some(token),
+                sent: Sent::Token(token),
                 subject,
             })
         }
+    }
+}
+
+/// The body to send: for a signing source, after the signature over the final request
+/// (read whole first, when its hash is signed); for any other, the caller's, untouched.
+pub async fn sign(
+    credentials: &Credentials,
+    injected: &Injected,
+    parts: &mut Parts,
+    body: CallerBody,
+    bodies: &BufferedBodies,
+) -> Result<Payload, AuthError> {
+    match (credentials, &injected.sent) {
+        (Credentials::Signed(signer), Sent::AwsKeys(keys)) => {
+            signer.sign(parts, keys, body, bodies).await
+        }
+        _ => Ok(Payload::Streaming(body)),
     }
 }
 
@@ -211,7 +318,7 @@ pub async fn reinject_after_refusal(
     headers: &mut http::HeaderMap,
     client: &TokenClient,
 ) -> Result<Option<TokenOutcome>, AuthError> {
-    let (Credentials::Token(tokens), Some(token)) = (credentials, &injected.token) else {
+    let (Credentials::Token(tokens), Sent::Token(token)) = (credentials, &injected.sent) else {
         return Ok(None);
     };
     if tokens.refused(token) == Refusal::HeldDown {
@@ -220,7 +327,7 @@ pub async fn reinject_after_refusal(
     let fresh = tokens.get(client, injected.subject.as_ref()).await?;
     headers.insert(http::header::AUTHORIZATION, fresh.value.clone());
     injected.outcome = fresh.outcome;
-    injected.token = Some(fresh);
+    injected.sent = Sent::Token(fresh);
     Ok(Some(injected.outcome))
 }
 

@@ -17,8 +17,8 @@ use arc_swap::ArcSwapOption;
 use tokio::time::Instant;
 
 use super::lifetime::{schedule, Schedule};
-use super::oauth2::TokenError;
 use super::subject::Subject;
+use super::token_client::TokenError;
 use super::TokenOutcome;
 use crate::secret::Secret;
 
@@ -383,6 +383,23 @@ impl<I: Issue> CredentialCache<I> {
             value: issued.value,
             schedule,
         }))
+    }
+}
+
+/// What the metrics endpoint reads of a cache, whatever it holds.
+pub trait CacheState: Send + Sync {
+    fn stats(&self) -> &TokenStats;
+    /// Until when the cached credential may be used, for a cache of one.
+    fn usable_until(&self) -> Option<Instant>;
+}
+
+impl<I: Issue> CacheState for CredentialCache<I> {
+    fn stats(&self) -> &TokenStats {
+        &self.stats
+    }
+
+    fn usable_until(&self) -> Option<Instant> {
+        CredentialCache::usable_until(self)
     }
 }
 

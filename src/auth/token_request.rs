@@ -2,8 +2,6 @@
 //! exchange, RFC 7523 JWT bearer), what is asked for, and the client's authentication,
 //! with a fresh assertion (new `jti`, `iat` now) for each request that needs one.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use base64::Engine as _;
 use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
@@ -11,7 +9,8 @@ use http::{HeaderValue, Method, Request};
 use http_body_util::Full;
 use zeroize::Zeroizing;
 
-use super::oauth2::TokenError;
+use super::lifetime::unix_now;
+use super::token_client::TokenError;
 use crate::config::spec::{
     ClientAuth, Grant, GrantAssertion, OAuthSpec, SignedAssertion, SignedBy,
 };
@@ -193,12 +192,6 @@ fn audience(oauth: &OAuthSpec) -> String {
 
 fn sign_error(error: jws::SignError) -> TokenError {
     TokenError::Request(format!("cannot sign the assertion: {error}"))
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 fn form_encode(text: &str) -> String {

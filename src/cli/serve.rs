@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::ServeArgs;
 use crate::admin::{Admin, Exporter};
-use crate::auth::oauth2::TokenClientSettings;
+use crate::auth::token_client::TokenClientSettings;
 use crate::config::{self, LoadOptions};
 use crate::live;
 use crate::proxy::{Inbound, Proxy, ProxyBody, UpstreamClient};

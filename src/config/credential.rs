@@ -1,5 +1,6 @@
 //! Each auth type's fields → its [`CredentialSpec`]. Static credentials are encoded here,
-//! once: a request then costs a header insert; the token-endpoint types are in `oauth.rs`.
+//! once: a request then costs a header insert. The token-endpoint types are in `oauth.rs`,
+//! SigV4 in `aws.rs`, GitHub Apps in `github.rs`.
 
 use base64::Engine as _;
 use http::HeaderName;
@@ -19,7 +20,7 @@ pub struct CredentialReader<'f, 'r, 'p> {
 }
 
 impl CredentialReader<'_, '_, '_> {
-    pub fn build(&mut self, auth_type: AuthType) -> Option<CredentialSpec> {
+    pub fn build(&mut self, auth_type: AuthType, source_id: &str) -> Option<CredentialSpec> {
         match auth_type {
             AuthType::None => Some(CredentialSpec::None),
             AuthType::HttpBasic => self.http_basic(),
@@ -35,6 +36,12 @@ impl CredentialReader<'_, '_, '_> {
             | AuthType::GoogleServiceAccount => self
                 .oauth(auth_type)
                 .map(|oauth| CredentialSpec::OAuth2(Box::new(oauth))),
+            AuthType::AwsSigV4 => self
+                .aws(source_id)
+                .map(|aws| CredentialSpec::AwsSigV4(Box::new(aws))),
+            AuthType::GitHubApp => self
+                .github_app()
+                .map(|app| CredentialSpec::GitHubApp(Box::new(app))),
         }
     }
 

@@ -181,6 +181,39 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// A non-negative integer written as digits (`8388608`), at most `max`.
+    pub fn count(&self, p: &mut Problems, name: &str, max: u64) -> Option<u64> {
+        let text = self.text(p, name)?;
+        let parsed = text
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| text.parse::<u64>().ok())
+            .flatten();
+        match parsed {
+            Some(n) if n <= max => Some(n),
+            Some(_) => {
+                self.report(p, name, format!("must be at most {max}"));
+                None
+            }
+            None => {
+                self.report(p, name, "must be a whole number of bytes, e.g. 8388608");
+                None
+            }
+        }
+    }
+
+    /// `true` or `false`.
+    pub fn flag(&self, p: &mut Problems, name: &str) -> Option<bool> {
+        match self.text(p, name)? {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => {
+                self.report(p, name, "must be true or false");
+                None
+            }
+        }
+    }
+
     /// A list of text.
     pub fn list(&self, p: &mut Problems, name: &str) -> Option<Vec<&'a str>> {
         let node = self.node(name)?;

@@ -7,10 +7,12 @@
 //! the running proxy's state (token caches, counters, pools) is the live snapshot's job,
 //! a layer above.
 
+pub mod aws;
 mod callers;
 mod credential;
 mod error;
 mod fields;
+mod github;
 mod google;
 mod oauth;
 mod resolve;

@@ -289,7 +289,7 @@ impl CredentialReader<'_, '_, '_> {
     }
 
     /// A secret that is read again for every token request when it is a `{ file: }`.
-    fn live_secret(&mut self, name: &str) -> Option<LiveSecret> {
+    pub(super) fn live_secret(&mut self, name: &str) -> Option<LiveSecret> {
         let file = match self.fields.node(name).map(SecretRef::from_node) {
             Some(Ok(SecretRef::File(path))) => Some(self.resolver.path_of(&path)),
             _ => None,

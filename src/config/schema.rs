@@ -32,7 +32,7 @@ pub const SOURCE: Table = &[
         "auth_type",
         Required(
             "one of none, http_basic, api_key, bearer, oauth2, token_exchange, jwt_bearer, \
-             google_service_account",
+             google_service_account, aws_sigv4, github_app",
         ),
     ),
     ("headers", Optional),
@@ -89,6 +89,46 @@ const GOOGLE_SERVICE_ACCOUNT: Table = &[
     ("oauth2_token_ca_file", Optional),
 ];
 
+/// AWS SigV4: where and for what to sign, then static keys or a role (checked together
+/// in `aws.rs`: exactly one of the two).
+const AWS_SIGV4: Table = &[
+    (
+        "aws_region",
+        Required("the region to sign for, e.g. us-east-1"),
+    ),
+    (
+        "aws_service",
+        Required("the signing name of the service, e.g. s3, execute-api, bedrock, es, lambda"),
+    ),
+    ("aws_access_key_id", Optional),
+    ("aws_secret_access_key", Optional),
+    ("aws_session_token", Optional),
+    ("aws_role_arn", Optional),
+    ("aws_web_identity_token", Optional),
+    ("aws_role_session_name", Optional),
+    ("aws_sts_endpoint", Optional),
+    ("aws_max_signed_body", Optional),
+    ("aws_unsigned_payload", Optional),
+];
+
+const GITHUB_APP: Table = &[
+    (
+        "github_app_id",
+        Required("the App's id (a number) or its client id"),
+    ),
+    (
+        "github_installation_id",
+        Required("the installation's numeric id"),
+    ),
+    (
+        "github_private_key",
+        Required("the App's private key (PEM), usually { file: /path/app.pem }"),
+    ),
+    ("github_api_url", Optional),
+    ("github_permissions", Optional),
+    ("github_repositories", Optional),
+];
+
 /// The fields of each auth type, besides [`SOURCE`]: the union of its tables.
 pub fn auth_fields(auth_type: AuthType) -> &'static [Table] {
     match auth_type {
@@ -107,6 +147,8 @@ pub fn auth_fields(auth_type: AuthType) -> &'static [Table] {
         AuthType::TokenExchange => &[TOKEN_ENDPOINT, CLIENT_ID, TOKEN_EXCHANGE],
         AuthType::JwtBearer => &[TOKEN_ENDPOINT, OPTIONAL_CLIENT_ID, JWT_BEARER],
         AuthType::GoogleServiceAccount => &[GOOGLE_SERVICE_ACCOUNT],
+        AuthType::AwsSigV4 => &[AWS_SIGV4],
+        AuthType::GitHubApp => &[GITHUB_APP],
     }
 }
 

@@ -69,7 +69,7 @@ pub(super) fn source(
         problems: p,
         secrets: Vec::new(),
     };
-    let credential = auth_type.and_then(|auth_type| reader.build(auth_type));
+    let credential = auth_type.and_then(|auth_type| reader.build(auth_type, id));
     let mut secrets = reader.secrets;
     let extra_headers = extra_headers(&fields, credential.as_ref(), resolver, p, &mut secrets);
     let tls = tls::profile(&fields, resolver, p, &tls::UPSTREAM);
@@ -124,11 +124,6 @@ fn extra_headers(
         return Vec::new();
     };
     let section = format!("{}.headers", fields.section);
-    let credential_header = match credential {
-        Some(CredentialSpec::Header { name, .. }) => Some(name),
-        Some(CredentialSpec::OAuth2(_)) => Some(&http::header::AUTHORIZATION),
-        _ => None,
-    };
     let mut out: Vec<(HeaderName, HeaderValue)> = Vec::with_capacity(entries.len());
     for entry in entries {
         let name = &*entry.key.name;
@@ -156,7 +151,7 @@ fn extra_headers(
             );
             continue;
         }
-        if credential_header == Some(&header) {
+        if credential.is_some_and(|credential| credential.sets_header(&header)) {
             problem(p, "is the header the source's auth_type already sets");
             continue;
         }

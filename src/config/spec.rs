@@ -63,6 +63,24 @@ pub enum CredentialSpec {
     Query(QueryKey),
     /// A token from a token endpoint (boxed: the settings are large, and rare).
     OAuth2(Box<OAuthSpec>),
+    /// A GitHub App installation token.
+    GitHubApp(Box<GitHubAppSpec>),
+    /// An AWS SigV4 signature over each request.
+    AwsSigV4(Box<AwsSpec>),
+}
+
+impl CredentialSpec {
+    /// Whether this credential writes header `name` itself (so `headers:` may not).
+    pub fn sets_header(&self, name: &HeaderName) -> bool {
+        match self {
+            CredentialSpec::Header { name: own, .. } => own == name,
+            CredentialSpec::OAuth2(_) | CredentialSpec::GitHubApp(_) => {
+                name == http::header::AUTHORIZATION
+            }
+            CredentialSpec::AwsSigV4(_) => AWS_SIGNING_HEADERS.contains(name),
+            CredentialSpec::None | CredentialSpec::Query(_) => false,
+        }
+    }
 }
 
 /// `api_key_in: query`.
@@ -120,10 +138,12 @@ pub enum AuthType {
     TokenExchange,
     JwtBearer,
     GoogleServiceAccount,
+    AwsSigV4,
+    GitHubApp,
 }
 
 impl AuthType {
-    pub const ALL: [AuthType; 8] = [
+    pub const ALL: [AuthType; 10] = [
         AuthType::None,
         AuthType::HttpBasic,
         AuthType::ApiKey,
@@ -132,6 +152,8 @@ impl AuthType {
         AuthType::TokenExchange,
         AuthType::JwtBearer,
         AuthType::GoogleServiceAccount,
+        AuthType::AwsSigV4,
+        AuthType::GitHubApp,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -144,6 +166,8 @@ impl AuthType {
             AuthType::TokenExchange => "token_exchange",
             AuthType::JwtBearer => "jwt_bearer",
             AuthType::GoogleServiceAccount => "google_service_account",
+            AuthType::AwsSigV4 => "aws_sigv4",
+            AuthType::GitHubApp => "github_app",
         }
     }
 
@@ -303,6 +327,77 @@ pub struct ExchangeSpec {
     pub subject_token: Option<Secret>,
     pub actor_token: Option<Secret>,
     pub actor_token_type: String,
+}
+
+// === Signed requests (§8) ===
+
+/// The headers a SigV4 signature consists of: the caller's are dropped, and `headers:` may
+/// not set them.
+pub const AWS_SIGNING_HEADERS: [HeaderName; 4] = [
+    http::header::AUTHORIZATION,
+    HeaderName::from_static("x-amz-date"),
+    HeaderName::from_static("x-amz-security-token"),
+    HeaderName::from_static("x-amz-content-sha256"),
+];
+
+/// `auth_type: aws_sigv4`. Equality decides whether cached STS keys survive a reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsSpec {
+    pub region: String,
+    /// The signing name: `s3`, `execute-api`, `bedrock`, `es`, `lambda`…
+    pub service: String,
+    pub keys: AwsKeySource,
+    /// Bodies up to this many bytes are read and hashed; larger ones get 413.
+    pub max_signed_body: u64,
+    /// Send every body unhashed and streamed (`UNSIGNED-PAYLOAD`).
+    pub unsigned_payload: bool,
+}
+
+/// Where a SigV4 source's keys come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AwsKeySource {
+    Static(StaticAwsKeys),
+    WebIdentity(WebIdentitySpec),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticAwsKeys {
+    /// Not a secret (AWS prints it in every `Authorization`), but may come from one.
+    pub access_key_id: String,
+    pub secret_access_key: Secret,
+    pub session_token: Option<Secret>,
+}
+
+/// STS `AssumeRoleWithWebIdentity`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebIdentitySpec {
+    pub role_arn: String,
+    /// Read again for every STS call: the kubelet rotates a projected token.
+    pub token: LiveSecret,
+    pub session_name: String,
+    pub sts_endpoint: Uri,
+}
+
+/// `auth_type: github_app`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitHubAppSpec {
+    /// The app JWT's `iss`: the numeric app id, or the app's client id.
+    pub app_id: GitHubAppId,
+    pub installation_id: u64,
+    /// RS256 only: what GitHub verifies app JWTs with.
+    pub private_key: Arc<SigningKey>,
+    /// The REST API's base, without a trailing `/`.
+    pub api_url: String,
+    /// `github_permissions`, in file order.
+    pub permissions: Vec<(String, String)>,
+    pub repositories: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GitHubAppId {
+    Number(u64),
+    /// A client id (`Iv23…`), which GitHub also accepts as `iss`.
+    Text(String),
 }
 
 // === Callers ===

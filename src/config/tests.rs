@@ -633,3 +633,5 @@ fn a_google_service_account_key_is_read_whole() {
         "{message}"
     );
 }
+
+mod signed;

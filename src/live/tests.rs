@@ -16,7 +16,7 @@ fn spec(yaml: &str, dir: &Path) -> Spec {
 
 const OAUTH: &str = "sources:\n  o:\n    upstream: https://api\n    auth_type: oauth2\n    oauth2_token_url: https://idp/token\n    oauth2_client_id: id\n    oauth2_client_secret: SECRET\n  s:\n    upstream: https://api\n    auth_type: bearer\n    bearer_token: t0ken\n";
 
-fn tokens(snapshot: &Snapshot) -> &Arc<crate::auth::oauth2::TokenSource> {
+fn tokens(snapshot: &Snapshot) -> &Arc<crate::auth::token_source::TokenSource> {
     snapshot
         .source("o")
         .and_then(|s| s.credentials.token_source())

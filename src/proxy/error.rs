@@ -13,11 +13,12 @@ use http_body_util::Full;
 
 pub use crate::problem::response as problem_response;
 
-use crate::auth::oauth2::TokenError;
 use crate::auth::subject::SubjectError;
+use crate::auth::token_client::TokenError;
 use crate::auth::AuthError;
 use crate::caller::CallerError;
 use crate::metrics::UpstreamErrorKind;
+use crate::transport::ReadBodyError;
 
 /// Why a request was not forwarded, or why forwarding failed.
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +112,27 @@ impl ProxyError {
                 "token_endpoint_error",
                 token_detail(error).into(),
             ),
+            ProxyError::Auth(AuthError::Body(ReadBodyError::TooLarge { limit })) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("This source signs the request body, which must be at most {limit} bytes.")
+                    .into(),
+            ),
+            ProxyError::Auth(AuthError::Body(ReadBodyError::Unreadable(_))) => (
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "The request body could not be read.".into(),
+            ),
+            ProxyError::Auth(AuthError::Body(ReadBodyError::Timeout(_))) => (
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "The request body did not arrive in time.".into(),
+            ),
+            ProxyError::Auth(AuthError::Sign(_)) => (
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "The request cannot be signed as it is.".into(),
+            ),
             ProxyError::Auth(AuthError::InvalidTarget) => (
                 StatusCode::BAD_REQUEST,
                 "bad_request",
@@ -171,12 +193,9 @@ fn token_detail(error: &TokenError) -> String {
     match error {
         TokenError::Unreachable(_) => "The token endpoint is unreachable.".to_owned(),
         TokenError::Timeout => "The token endpoint did not answer in time.".to_owned(),
-        TokenError::Refused {
-            status,
-            oauth_error,
-        } => format!(
+        TokenError::Refused { status, error } => format!(
             "The token endpoint answered HTTP {status} ({}).",
-            oauth_error.as_deref().unwrap_or("no OAuth error code")
+            error.as_deref().unwrap_or("no error code")
         ),
         TokenError::InvalidResponse { status } => {
             format!("The token endpoint answered HTTP {status} without a usable access token.")

@@ -22,14 +22,13 @@ pub use crate::transport::ClientSettings;
 pub use client::UpstreamClient;
 pub use error::ProxyError;
 
-use crate::auth::oauth2::{TokenClient, TokenClientSettings};
+use crate::auth::token_client::{TokenClient, TokenClientSettings};
 use crate::auth::{self, Injected, Injection, TokenOutcome};
 use crate::live::{Snapshot, Source};
 use crate::metrics::ProxyMetrics;
 use crate::store::Store;
 use crate::telemetry::{self, AccessRecord};
-use crate::transport::{CallerBody, OutboundBody};
-use body::BodyForRetry;
+use crate::transport::{BufferedBodies, CallerBody, OutboundBody, Payload};
 
 /// What the connection a request came on knows about it.
 #[derive(Debug, Clone, Copy)]
@@ -115,6 +114,8 @@ pub struct Proxy {
     store: Arc<Store>,
     client: UpstreamClient,
     tokens: TokenClient,
+    /// The budget for bodies read whole (to sign them, or to send them again).
+    bodies: BufferedBodies,
     metrics: Arc<ProxyMetrics>,
 }
 
@@ -134,10 +135,16 @@ impl Proxy {
         token_settings: TokenClientSettings,
     ) -> Self {
         let tokens = TokenClient::new(client.http().clone(), client.settings(), token_settings);
+        // A body has as long to arrive as an upstream has to answer.
+        let bodies = BufferedBodies::new(
+            BufferedBodies::DEFAULT_BYTES,
+            client.settings().response_timeout,
+        );
         Self {
             store,
             client,
             tokens,
+            bodies,
             metrics: Arc::default(),
         }
     }
@@ -211,29 +218,36 @@ impl Proxy {
         exchange.source = Some(Arc::clone(&routed.source));
         let source = routed.source;
         let (mut parts, body) = request.into_parts();
-        let body = CallerBody::new(body);
         let mut injected =
             clean_and_inject(&source, routed.rest_start, &mut parts, &self.tokens).await?;
         exchange.token = Some(injected.outcome);
-        if injected.outcome != TokenOutcome::Cached {
-            let request = Request::from_parts(parts, Either::Left(body));
+        let payload = auth::sign(
+            &source.credentials,
+            &injected,
+            &mut parts,
+            CallerBody::new(body),
+            &self.bodies,
+        )
+        .await?;
+        if !injected.may_retry() {
+            let request = Request::from_parts(parts, payload.into_outbound());
             return self.send(&source, request, &injected, exchange).await;
         }
 
         // A cached token may have been revoked early: an upstream 401 gets one retry with a
         // new token, when the body can be sent again.
-        let bytes = match body::read_if_small(body).await? {
-            BodyForRetry::Streaming(body) => {
+        let bytes = match body::replayable(payload, &self.bodies).await? {
+            Payload::Streaming(body) => {
                 let request = Request::from_parts(parts, Either::Left(body));
                 return self.send(&source, request, &injected, exchange).await;
             }
-            BodyForRetry::Replayable(bytes) => bytes,
+            Payload::Whole(whole) => whole,
         };
-        let mut retry = Request::new(Either::Right(Full::new(bytes.clone())));
+        let mut retry = Request::new(Either::Right(Full::new(bytes.bytes.clone())));
         *retry.method_mut() = parts.method.clone();
         *retry.uri_mut() = parts.uri.clone();
         *retry.headers_mut() = parts.headers.clone();
-        let first = Request::from_parts(parts, Either::Right(Full::new(bytes)));
+        let first = Request::from_parts(parts, Either::Right(Full::new(bytes.bytes.clone())));
         let response = self.send(&source, first, &injected, exchange).await?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
@@ -264,8 +278,7 @@ impl Proxy {
         let result = self.client.send(request, source.tls.as_ref()).await;
         *exchange.upstream_elapsed.get_or_insert(Duration::ZERO) += sent.elapsed();
         let mut response = result?;
-        let token = injected.token.as_ref().map(|token| &token.value);
-        response::scrub(response.headers_mut(), source, token);
+        response::scrub(response.headers_mut(), source, injected.sent_secret());
         Ok(response)
     }
 }

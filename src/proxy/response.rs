@@ -36,8 +36,9 @@ const URL_HEADERS: [HeaderName; 4] = [
 ];
 
 /// Cleans `headers` of hop-by-hop fields and of anything that could carry `source`'s
-/// credential back; `token` is the OAuth2 token injected into this request, if any.
-pub fn scrub(headers: &mut HeaderMap, source: &Source, token: Option<&HeaderValue>) {
+/// credential back; `issued` is the secret issued for this request (a bearer token, an
+/// STS session token), if any.
+pub fn scrub(headers: &mut HeaderMap, source: &Source, issued: Option<&[u8]>) {
     clean_response(headers);
     if let Some(query) = source.credentials.query() {
         for name in &URL_HEADERS {
@@ -47,13 +48,10 @@ pub fn scrub(headers: &mut HeaderMap, source: &Source, token: Option<&HeaderValu
     rewrite_values(headers, &header::LOCATION, |text| {
         under_upstream(text, &source.upstream, &source.proxy_prefix).map(Cow::Owned)
     });
-    let token = token
-        .and_then(|value| value.as_bytes().strip_prefix(b"Bearer "))
-        .filter(|token| !token.is_empty());
-    if source.needles.is_empty() && token.is_none() {
+    if source.needles.is_empty() && issued.is_none() {
         return;
     }
-    let dropped = drop_secret_headers(headers, &source.needles, token);
+    let dropped = drop_secret_headers(headers, &source.needles, issued);
     if !dropped.is_empty() {
         source
             .metrics

@@ -1,23 +1,15 @@
 //! The pooled outbound client: HTTP/1.1 and HTTP/2 (by ALPN) over rustls, with bounded
-//! connects, and the request body type every outbound request carries.
+//! connects.
 
-use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body::{Body, Frame, SizeHint};
-use http_body_util::{Either, Full};
-use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-/// A request body on its way out: the caller's, streamed, or bytes credproxy holds whole
-/// (a replayable small body, a token request's form).
-pub type OutboundBody = Either<CallerBody, Full<Bytes>>;
+use super::body::OutboundBody;
 
 /// The pooled hyper client every outbound request uses, token requests included.
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, OutboundBody>;
@@ -94,57 +86,5 @@ impl SourceTls {
     pub fn client(&self, settings: &ClientSettings) -> &HttpClient {
         self.client
             .get_or_init(|| build_client(settings, (*self.config).clone()))
-    }
-}
-
-// === The caller's body ===
-
-/// The caller's request body, streamed on. Its errors are tagged, so that a malformed body
-/// (a bad chunk size, a client that went away) is told apart from a failing upstream.
-#[derive(Debug)]
-pub struct CallerBody(Incoming);
-
-impl CallerBody {
-    pub fn new(body: Incoming) -> Self {
-        Self(body)
-    }
-
-    /// Whether `error` (from sending a request) came from a caller's body.
-    pub fn caused(error: &(dyn std::error::Error + 'static)) -> bool {
-        let mut cause = Some(error);
-        while let Some(error) = cause {
-            if error.is::<CallerBodyError>() {
-                return true;
-            }
-            cause = error.source();
-        }
-        false
-    }
-}
-
-/// Reading the caller's body failed.
-#[derive(Debug, thiserror::Error)]
-#[error("the caller's request body: {0}")]
-pub struct CallerBodyError(#[source] hyper::Error);
-
-impl Body for CallerBody {
-    type Data = Bytes;
-    type Error = CallerBodyError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, CallerBodyError>>> {
-        Pin::new(&mut self.0)
-            .poll_frame(cx)
-            .map(|frame| frame.map(|result| result.map_err(CallerBodyError)))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.0.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.0.size_hint()
     }
 }

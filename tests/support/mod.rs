@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use credproxy::auth::oauth2::TokenClientSettings;
+use credproxy::auth::token_client::TokenClientSettings;
 use credproxy::proxy::{ClientSettings, Proxy, UpstreamClient};
 use credproxy::secret::MasterKeys;
 use credproxy::server::{self, ServerSettings};

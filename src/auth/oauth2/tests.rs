@@ -6,7 +6,7 @@ fn parses_success_in_its_variants() {
     let ok = |body: &str| parse_response(StatusCode::OK, body.as_bytes(), default);
     let t = ok(r#"{"access_token":"x","token_type":"Bearer","expires_in":3600}"#).expect("token");
     assert_eq!(
-        (t.access_token.expose(), t.lifetime),
+        (t.value.expose(), t.lifetime),
         ("x", Duration::from_secs(3600))
     );
     assert_eq!(
@@ -48,7 +48,7 @@ fn errors_carry_status_and_a_plausible_code_only() {
         err,
         Err(TokenError::Refused {
             status: 401,
-            oauth_error: Some("invalid_client".into())
+            error: Some("invalid_client".into())
         })
     );
     let err = parse_response(
@@ -60,7 +60,7 @@ fn errors_carry_status_and_a_plausible_code_only() {
         err.map(|_| ()),
         Err(TokenError::Refused {
             status: 400,
-            oauth_error: None
+            error: None
         })
     );
     let err = parse_response(

@@ -49,7 +49,7 @@ impl Issue for FakeIssuer {
             if failing.load(Ordering::SeqCst) {
                 return Err(TokenError::Refused {
                     status: 503,
-                    oauth_error: None,
+                    error: None,
                 });
             }
             Ok(Issued {

@@ -15,7 +15,7 @@ const SOURCES: &str = "sources:\n  q:\n    upstream: https://api.example.com/v1\
 fn scrubbed(
     id: &str,
     pairs: &[(&'static str, &'static str)],
-    token: Option<&str>,
+    issued: Option<&str>,
 ) -> Vec<(String, String)> {
     let snapshot = snapshot(SOURCES);
     let source = snapshot.source(id).expect("source");
@@ -23,8 +23,7 @@ fn scrubbed(
     for (name, value) in pairs {
         headers.append(*name, HeaderValue::from_static(value));
     }
-    let token = token.map(|t| HeaderValue::from_str(t).expect("token"));
-    scrub(&mut headers, source, token.as_ref());
+    scrub(&mut headers, source, issued.map(str::as_bytes));
     headers
         .iter()
         .map(|(n, v)| (n.to_string(), v.to_str().expect("text").to_owned()))
@@ -107,11 +106,11 @@ fn headers_holding_a_secret_are_dropped_and_counted() {
 }
 
 #[test]
-fn the_injected_token_is_a_needle_too() {
+fn the_issued_token_is_a_needle_too() {
     let got = scrubbed(
         "b",
         &[("x-seen", "token ISSUED-ACCESS-TOKEN"), ("x-ok", "ok")],
-        Some("Bearer ISSUED-ACCESS-TOKEN"),
+        Some("ISSUED-ACCESS-TOKEN"),
     );
     assert_eq!(got, [("x-ok".to_owned(), "ok".to_owned())]);
 }
