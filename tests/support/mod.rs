@@ -5,6 +5,8 @@
 
 pub mod binary;
 pub mod client;
+pub mod helper;
+pub mod moto;
 pub mod provider;
 pub mod token_endpoint;
 pub mod upstream;
