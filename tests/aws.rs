@@ -587,3 +587,39 @@ async fn trace_logs_and_responses_never_show_keys_tokens_or_signing_secrets() {
     assert!(output.contains("aws_sigv4::http_request"), "{output}");
     assert!(answers.contains("x-echo-authorization"), "{answers}");
 }
+
+#[tokio::test]
+async fn a_body_that_stops_arriving_is_given_up_on_and_reaches_no_upstream() {
+    let upstream = Upstream::recording().await;
+    let keys = static_keys("AKIAIOSFODNN7EXAMPLE", "secret-key");
+    let options = support::Options {
+        client: credproxy::proxy::ClientSettings {
+            response_timeout: Duration::from_millis(300),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let proxy = InProcessProxy::start_with(
+        &format!("sources:\n{}", sigv4("api", &upstream.url(), "execute-api", &keys)),
+        options,
+    )
+    .await;
+    let client = Client::builder(TokioExecutor::new()).build_http::<Channel<Bytes, Infallible>>();
+    let (mut upload, body) = Channel::<Bytes, Infallible>::new(1);
+    let request = Request::post(proxy.url("/api/upload"))
+        .body(body)
+        .expect("request");
+    let response = tokio::spawn(async move { client.request(request).await });
+    upload
+        .send_data(Bytes::from_static(b"the start, and then nothing"))
+        .await
+        .expect("first chunk");
+    // The sender stays open and silent: the proxy's deadline, not the client, ends this.
+    let response = within("the proxy giving up", response)
+        .await
+        .expect("task")
+        .expect("response");
+    assert_eq!(response.status(), 400);
+    drop(upload);
+    assert!(upstream.requests().is_empty());
+}

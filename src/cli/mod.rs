@@ -14,6 +14,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{self, LoadOptions};
 use crate::secret::{MasterKey, MasterKeys};
 use crate::telemetry::LogFormat;
+use crate::transport::BufferedBodies;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -105,6 +106,11 @@ pub struct ServeArgs {
     /// Open client connections at most, per listener.
     #[arg(long, default_value_t = 10_000)]
     pub max_connections: usize,
+    /// Bytes of request bodies held in memory at once, over all requests: bodies read
+    /// whole to be signed (SigV4) or sent again (the retry after a 401) wait for their
+    /// share. Keep it well under the memory limit.
+    #[arg(long, env = "CREDPROXY_BODY_BUFFER_BYTES", default_value_t = BufferedBodies::DEFAULT_BYTES)]
+    pub body_buffer_bytes: u64,
     /// How long in-flight requests may finish after SIGTERM/SIGINT.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "25s")]
     pub shutdown_grace: Duration,

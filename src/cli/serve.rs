@@ -146,7 +146,10 @@ async fn run_servers(args: ServeArgs, snapshot: live::Snapshot, keys: MasterKeys
         default_lifetime: args.token_default_lifetime,
     };
     let shutdown = CancellationToken::new();
-    let proxy = Arc::new(Proxy::new(Arc::clone(&store), client, token_settings));
+    let proxy = Arc::new(
+        Proxy::new(Arc::clone(&store), client, token_settings)
+            .with_body_buffer(args.body_buffer_bytes),
+    );
     let exporter = Exporter::new(Arc::clone(&store), proxy.metrics(), Some(reloader));
     let proxy = tokio::spawn(server::serve(
         proxy_listener,

@@ -149,6 +149,13 @@ impl Proxy {
         }
     }
 
+    /// Sets the budget for bodies held in memory (default
+    /// [`BufferedBodies::DEFAULT_BYTES`]).
+    pub fn with_body_buffer(mut self, bytes: u64) -> Self {
+        self.bodies = BufferedBodies::new(bytes, self.client.settings().response_timeout);
+        self
+    }
+
     /// The proxy's counters, for the admin listener.
     pub fn metrics(&self) -> Arc<ProxyMetrics> {
         Arc::clone(&self.metrics)
