@@ -600,7 +600,10 @@ async fn a_body_that_stops_arriving_is_given_up_on_and_reaches_no_upstream() {
         ..Default::default()
     };
     let proxy = InProcessProxy::start_with(
-        &format!("sources:\n{}", sigv4("api", &upstream.url(), "execute-api", &keys)),
+        &format!(
+            "sources:\n{}",
+            sigv4("api", &upstream.url(), "execute-api", &keys)
+        ),
         options,
     )
     .await;

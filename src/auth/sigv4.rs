@@ -120,11 +120,11 @@ impl AwsSigner {
             let limit = self.spec.max_signed_body;
             Payload::Whole(bodies.read(body, limit).await.map_err(AuthError::Body)?)
         };
-        let signable_body = match &payload {
-            Payload::Whole(whole) => SignableBody::Bytes(&whole.bytes),
-            Payload::Streaming(_) => SignableBody::UnsignedPayload,
+        let hashed = match &payload {
+            Payload::Whole(whole) => Some(&whole.bytes[..]),
+            Payload::Streaming(_) => None,
         };
-        self.write_signature(parts, keys, signable_body)?;
+        self.sign_head(parts, keys, hashed)?;
         Ok(payload)
     }
 
@@ -135,12 +135,15 @@ impl AwsSigner {
         }
     }
 
-    fn write_signature(
+    /// Writes the signature of `parts` with `body` (its hash is signed), or with
+    /// `UNSIGNED-PAYLOAD` for `None`.
+    pub fn sign_head(
         &self,
         parts: &mut Parts,
         keys: &AwsKeys,
-        body: SignableBody<'_>,
+        body: Option<&[u8]>,
     ) -> Result<(), AuthError> {
+        let body = body.map_or(SignableBody::UnsignedPayload, SignableBody::Bytes);
         let failed = |what: &str| AuthError::Sign(what.to_owned());
         let params = v4::SigningParams::builder()
             .identity(&keys.identity)

@@ -92,13 +92,10 @@ impl CredentialReader<'_, '_, '_> {
     }
 
     fn static_keys(&mut self) -> Option<StaticAwsKeys> {
-        let needs = "static keys need both aws_access_key_id and aws_secret_access_key";
-        for field in ["aws_access_key_id", "aws_secret_access_key"] {
-            if self.fields.node(field).is_none() {
-                self.fields
-                    .report(self.problems, field, format!("missing; {needs}"));
-            }
-        }
+        self.require_both(
+            ["aws_access_key_id", "aws_secret_access_key"],
+            "static keys need",
+        );
         // The key id is no secret (every Authorization header shows it), but may be kept
         // in the same place as the key; never remembered as one of the source's secrets.
         let access_key_id = self
@@ -141,13 +138,7 @@ impl CredentialReader<'_, '_, '_> {
     }
 
     fn web_identity(&mut self, region: Option<&str>, source_id: &str) -> Option<WebIdentitySpec> {
-        let needs = "a role needs both aws_role_arn and aws_web_identity_token";
-        for field in ["aws_role_arn", "aws_web_identity_token"] {
-            if self.fields.node(field).is_none() {
-                self.fields
-                    .report(self.problems, field, format!("missing; {needs}"));
-            }
-        }
+        self.require_both(["aws_role_arn", "aws_web_identity_token"], "a role needs");
         let role_arn = self
             .fields
             .text(self.problems, "aws_role_arn")
@@ -189,6 +180,16 @@ impl CredentialReader<'_, '_, '_> {
             session_name: session_name?,
             sts_endpoint: sts_endpoint?,
         })
+    }
+
+    /// Reports whichever of the two `fields` is missing: "missing; {who_needs} both …".
+    fn require_both(&mut self, fields: [&str; 2], who_needs: &str) {
+        for field in fields {
+            if self.fields.node(field).is_none() {
+                let message = format!("missing; {who_needs} both {} and {}", fields[0], fields[1]);
+                self.fields.report(self.problems, field, message);
+            }
+        }
     }
 
     /// A region or service name: lowercase letters, digits and `-`. They go into the
