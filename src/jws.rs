@@ -1,5 +1,6 @@
 //! Compact JWS (RFC 7515) for the assertions credproxy signs: RS256 and ES256 with ring's
-//! key pairs, HS256 with a shared secret (RFC 7518 §3).
+//! key pairs, HS256 with a shared secret (RFC 7518 §3); [`verify`] checks RS256 and ES256
+//! tokens against a JWK Set.
 //!
 //! ring, already the TLS crypto provider, signs RSA PKCS#1 v1.5 and ECDSA P-256; the
 //! `rsa` crate is not in the tree (RUSTSEC-2023-0071). A compact JWS is three base64url
@@ -14,6 +15,10 @@ use rustls::pki_types::PrivateKeyDer;
 
 use crate::digest::sha256;
 use crate::secret::Secret;
+
+pub mod verify;
+
+pub use verify::{Jwks, JwksError, Unverified, VerifyError};
 
 /// A private key credproxy signs assertions with.
 pub struct SigningKey {
