@@ -98,7 +98,9 @@ pub fn build(spec: Spec, previous: Option<&Snapshot>) -> Snapshot {
     Snapshot {
         sources,
         ordered,
-        callers: spec.callers.map(Callers::new),
+        callers: spec
+            .callers
+            .map(|callers| Callers::new(callers, previous.and_then(|p| p.callers.as_ref()))),
         meta: SnapshotMeta {
             path: spec.meta.path,
             content_sha256: spec.meta.content_sha256,

@@ -115,6 +115,62 @@ impl UpstreamErrorKind {
     }
 }
 
+/// Why a caller was turned away (407 or 403), as a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallerRejection {
+    MissingToken,
+    UnknownToken,
+    JwtAlgorithm,
+    JwtIssuer,
+    JwtUnknownKey,
+    JwtSignature,
+    JwtExpired,
+    JwtNotYetValid,
+    JwtClaims,
+    JwtAudience,
+    JwtSubject,
+    /// A known caller, outside its `sources`.
+    Source,
+    /// A known caller, matching none of its `rules`.
+    Rule,
+}
+
+impl CallerRejection {
+    pub const ALL: [CallerRejection; 13] = [
+        Self::MissingToken,
+        Self::UnknownToken,
+        Self::JwtAlgorithm,
+        Self::JwtIssuer,
+        Self::JwtUnknownKey,
+        Self::JwtSignature,
+        Self::JwtExpired,
+        Self::JwtNotYetValid,
+        Self::JwtClaims,
+        Self::JwtAudience,
+        Self::JwtSubject,
+        Self::Source,
+        Self::Rule,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MissingToken => "missing_token",
+            Self::UnknownToken => "unknown_token",
+            Self::JwtAlgorithm => "jwt_algorithm",
+            Self::JwtIssuer => "jwt_issuer",
+            Self::JwtUnknownKey => "jwt_unknown_key",
+            Self::JwtSignature => "jwt_signature",
+            Self::JwtExpired => "jwt_expired",
+            Self::JwtNotYetValid => "jwt_not_yet_valid",
+            Self::JwtClaims => "jwt_claims",
+            Self::JwtAudience => "jwt_audience",
+            Self::JwtSubject => "jwt_subject",
+            Self::Source => "source",
+            Self::Rule => "rule",
+        }
+    }
+}
+
 /// The proxy's own counters, shared with the admin listener.
 #[derive(Debug, Default)]
 pub struct ProxyMetrics {
@@ -122,9 +178,18 @@ pub struct ProxyMetrics {
     /// Requests that matched no source (rejected callers, bad paths, unknown ids).
     pub unrouted: StatusCounters,
     upstream_errors: [AtomicU64; 3],
+    caller_rejections: [AtomicU64; CallerRejection::ALL.len()],
 }
 
 impl ProxyMetrics {
+    pub fn caller_rejected(&self, why: CallerRejection) {
+        self.caller_rejections[why as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn caller_rejections(&self, why: CallerRejection) -> u64 {
+        self.caller_rejections[why as usize].load(Ordering::Relaxed)
+    }
+
     pub fn upstream_error(&self, kind: UpstreamErrorKind) {
         self.upstream_errors[kind as usize].fetch_add(1, Ordering::Relaxed);
     }

@@ -53,6 +53,8 @@ pub fn init(format: LogFormat) {
 /// One finished exchange, as the access log sees it: plain values only.
 pub struct AccessRecord<'a> {
     pub caller: Option<&'a str>,
+    /// A JWT caller's `sub`.
+    pub subject: Option<&'a str>,
     pub source: Option<&'a str>,
     pub auth_type: Option<&'a str>,
     pub method: &'a Method,
@@ -75,6 +77,7 @@ pub fn access_log(record: &AccessRecord<'_>) {
     tracing::info!(
         target: "credproxy::access",
         caller = record.caller.unwrap_or("-"),
+        subject = record.subject.unwrap_or("-"),
         source = record.source.unwrap_or("-"),
         auth_type = record.auth_type.unwrap_or("-"),
         method = %record.method,

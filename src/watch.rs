@@ -15,13 +15,14 @@ use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use notify::{EventKind, RecursiveMode, Watcher as _};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::auth::lifetime::unix_now;
 use crate::config::{self, LoadOptions};
 use crate::files::{self, MAX_CONFIG_BYTES};
 use crate::live;
@@ -316,12 +317,6 @@ fn parent_dir(file: &Path) -> PathBuf {
         _ => Path::new("."),
     };
     std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

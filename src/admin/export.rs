@@ -11,7 +11,7 @@ use prometheus_client::registry::Registry;
 
 use crate::auth::token_cache::{CacheState, TokenStats};
 use crate::live::Snapshot;
-use crate::metrics::{ProxyMetrics, UpstreamErrorKind};
+use crate::metrics::{CallerRejection, ProxyMetrics, UpstreamErrorKind};
 use crate::store::Store;
 use crate::watch::Reloader;
 
@@ -115,6 +115,30 @@ impl SnapshotCollector {
                 &[("kind", kind.as_str())],
                 self.proxy.upstream_errors(kind),
             )?;
+        }
+
+        let mut family = encoder.encode_descriptor(
+            "caller_rejections",
+            "Requests turned away at the caller check, by reason (407, or 403 for source and rule)",
+            None,
+            MetricType::Counter,
+        )?;
+        for why in CallerRejection::ALL {
+            let n = self.proxy.caller_rejections(why);
+            if n > 0 {
+                counter(&mut family, &[("reason", why.as_str())], n)?;
+            }
+        }
+
+        let mut family = encoder.encode_descriptor(
+            "jwks_fetch_failures",
+            "Failed fetches of a JWT caller's jwks_url (the last good key set is kept)",
+            None,
+            MetricType::Counter,
+        )?;
+        for keys in snapshot.callers.iter().flat_map(|c| c.remote_keys()) {
+            let n = keys.failures.load(Ordering::Relaxed);
+            counter(&mut family, &[("issuer", &keys.issuer)], n)?;
         }
 
         let mut family = encoder.encode_descriptor(

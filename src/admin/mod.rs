@@ -13,7 +13,9 @@ use http_body_util::Full;
 
 pub use export::Exporter;
 
-use crate::config::spec::Access;
+use crate::caller::CallerKind;
+use crate::config::spec::{Access, RuleSpec};
+use crate::path_pattern::PathPattern;
 use crate::problem::response as problem_response;
 use crate::store::Store;
 
@@ -100,7 +102,15 @@ impl Admin {
                             serde_json::json!(ids.iter().map(|id| &**id).collect::<Vec<_>>())
                         }
                     };
-                    serde_json::json!({ "name": &*c.name, "sources": sources })
+                    let mut caller = serde_json::json!({ "name": &*c.name, "sources": sources });
+                    if let CallerKind::Jwt { issuer, subject } = &c.kind {
+                        caller["jwt"] =
+                            serde_json::json!({ "issuer": &**issuer, "subject": subject });
+                    }
+                    if let Some(rules) = c.rules() {
+                        caller["rules"] = rules.iter().map(rule_json).collect();
+                    }
+                    caller
                 })
                 .collect()
         });
@@ -114,6 +124,19 @@ impl Admin {
         })
         .to_string()
     }
+}
+
+/// A rule as written: its methods and path patterns, `null` for "any".
+fn rule_json(rule: &RuleSpec) -> serde_json::Value {
+    let methods = rule
+        .methods
+        .as_ref()
+        .map(|methods| methods.iter().map(Method::as_str).collect::<Vec<_>>());
+    let paths = rule
+        .paths
+        .as_ref()
+        .map(|paths| paths.iter().map(PathPattern::as_str).collect::<Vec<_>>());
+    serde_json::json!({ "source": &*rule.source, "methods": methods, "paths": paths })
 }
 
 fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {

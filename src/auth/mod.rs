@@ -18,7 +18,7 @@
 
 pub mod bearer;
 pub mod github_app;
-mod lifetime;
+pub mod lifetime;
 pub mod oauth2;
 mod query;
 pub mod sigv4;

@@ -1,11 +1,17 @@
-//! The `callers:` section → [`CallerSpec`]s, checked against the sources.
+//! The `callers:` section → [`CallerSpec`]s, checked against the sources: who a caller
+//! is (a token hash, or a JWT issuer's workloads: [`jwt`]), which sources it may use, and
+//! what it may do with them ([`rules`]).
+
+mod jwt;
+mod rules;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::fields::{only, Fields, Problems};
+use super::resolve::Resolver;
 use super::schema;
-use super::spec::{Access, CallerSpec};
+use super::spec::{Access, CallerIdentity, CallerSpec};
 use super::yaml::{Entry, Node, Value};
 
 /// Every caller of a `callers:` map. `ids` are all the source ids of the file, also those
@@ -15,6 +21,7 @@ pub(super) fn callers(
     node: &Node,
     ids: &HashSet<&str>,
     valid: &HashMap<&str, &Arc<str>>,
+    resolver: &mut Resolver<'_>,
     p: &mut Problems,
 ) -> Vec<CallerSpec> {
     let entries: &[Entry] = match &node.value {
@@ -47,6 +54,7 @@ pub(super) fn callers(
     let mut names = HashSet::with_capacity(entries.len());
     // Also of callers that have other problems, so a shared token is always reported.
     let mut hashes: HashMap<[u8; 32], &str> = HashMap::with_capacity(entries.len());
+    let mut issuers = jwt::Accepted::default();
     let known = Known { ids, valid };
     for entry in entries.iter() {
         let name = &*entry.key.name;
@@ -55,7 +63,11 @@ pub(super) fn callers(
             p.add(Some(entry.key.at), "callers", None, message);
             continue;
         }
-        if let Some(caller) = caller(entry, &known, &mut hashes, p) {
+        let seen = Seen {
+            hashes: &mut hashes,
+            issuers: &mut issuers,
+        };
+        if let Some(caller) = caller(entry, &known, seen, resolver, p) {
             out.push(caller);
         }
     }
@@ -68,11 +80,18 @@ struct Known<'a> {
     valid: &'a HashMap<&'a str, &'a Arc<str>>,
 }
 
-/// One entry under `callers:`; `hashes` are the tokens of the callers before it.
+/// What the callers before this one accept, so no two accept the same token.
+struct Seen<'s, 'e> {
+    hashes: &'s mut HashMap<[u8; 32], &'e str>,
+    issuers: &'s mut jwt::Accepted<'e>,
+}
+
+/// One entry under `callers:`.
 fn caller<'e>(
     entry: &'e Entry,
     known: &Known<'_>,
-    hashes: &mut HashMap<[u8; 32], &'e str>,
+    seen: Seen<'_, 'e>,
+    resolver: &mut Resolver<'_>,
     p: &mut Problems,
 ) -> Option<CallerSpec> {
     let name = &*entry.key.name;
@@ -85,26 +104,55 @@ fn caller<'e>(
         only(schema::CALLER),
     );
     fields.require(p, schema::CALLER);
-    let hash = fields.text(p, "token_sha256").and_then(|hex| {
-        let hash = parse_sha256_hex(hex);
-        if hash.is_none() {
-            let message = "must be 64 hex digits (the SHA-256 of the token)";
-            fields.report(p, "token_sha256", message);
+    let identity = match (fields.node("token_sha256"), fields.node("jwt")) {
+        (Some(_), None) => {
+            token_hash(&fields, name, seen.hashes, p).map(CallerIdentity::TokenSha256)
         }
-        hash
-    });
-    if let Some(twin) = hash.and_then(|hash| hashes.insert(hash, name)) {
-        let message = format!("is the same token as caller `{twin}`; each caller needs its own");
-        fields.report(p, "token_sha256", message);
-    }
+        (None, Some(node)) => {
+            jwt::jwt(node, &section, name, seen.issuers, resolver, p).map(CallerIdentity::Jwt)
+        }
+        (Some(_), Some(_)) => {
+            let message = "a caller is either a token (`token_sha256`) or a JWT issuer's workloads (`jwt:`), not both";
+            fields.report(p, "jwt", message);
+            None
+        }
+        (None, None) => {
+            let message =
+                "missing: set `token_sha256` (`credproxy hash-token` prints it) or `jwt:`";
+            fields.report(p, "token_sha256", message);
+            None
+        }
+    };
     let access = fields
         .list(p, "sources")
         .and_then(|listed| access(&fields, &listed, known.ids, known.valid, p));
+    let rules = rules::rules(&fields, access.as_ref(), known, p);
     Some(CallerSpec {
         name: Arc::from(name),
-        token_sha256: hash?,
+        identity: identity?,
         access: access?,
+        rules: rules?,
     })
+}
+
+/// `token_sha256`, unless another caller has the same token.
+fn token_hash<'e>(
+    fields: &Fields<'_>,
+    name: &'e str,
+    hashes: &mut HashMap<[u8; 32], &'e str>,
+    p: &mut Problems,
+) -> Option<[u8; 32]> {
+    let hex = fields.text(p, "token_sha256")?;
+    let Some(hash) = parse_sha256_hex(hex) else {
+        let message = "must be 64 hex digits (the SHA-256 of the token)";
+        fields.report(p, "token_sha256", message);
+        return None;
+    };
+    if let Some(twin) = hashes.insert(hash, name) {
+        let message = format!("is the same token as caller `{twin}`; each caller needs its own");
+        fields.report(p, "token_sha256", message);
+    }
+    Some(hash)
 }
 
 fn access(

@@ -166,7 +166,7 @@ fn build(
         Some(entry) => {
             let valid: HashMap<&str, &std::sync::Arc<str>> =
                 sources.iter().map(|s| (&*s.id, &s.id)).collect();
-            Some(callers::callers(&entry.value, &ids, &valid, p))
+            Some(callers::callers(&entry.value, &ids, &valid, resolver, p))
         }
         None if options.require_callers => {
             p.add(

@@ -161,8 +161,31 @@ pub fn is_field_of(auth_type: AuthType, name: &str) -> bool {
 
 /// Fields of one entry under `callers:`.
 pub const CALLER: Table = &[
-    ("token_sha256", Required("`credproxy hash-token` prints it")),
+    // One of `token_sha256` and `jwt` (checked in `callers.rs`).
+    ("token_sha256", Optional),
+    ("jwt", Optional),
     ("sources", Required("list source ids, or [\"*\"] for all")),
+    ("rules", Optional),
+];
+
+/// A caller's `jwt:` map; one of `jwks_file` and `jwks_url` (checked in `callers.rs`).
+pub const JWT_CALLER: Table = &[
+    ("issuer", Required("the `iss` its tokens carry")),
+    (
+        "audience",
+        Required("the `aud` its tokens must carry, e.g. credproxy"),
+    ),
+    ("jwks_file", Optional),
+    ("jwks_url", Optional),
+    ("jwks_ca_file", Optional),
+    ("subject", Optional),
+];
+
+/// One entry of a caller's `rules:`.
+pub const RULE: Table = &[
+    ("source", Required("the source id this rule is about")),
+    ("methods", Optional),
+    ("paths", Optional),
 ];
 
 /// Whether `name` is a source field of any auth type.

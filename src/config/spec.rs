@@ -7,9 +7,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use http::uri::{Authority, Scheme};
-use http::{HeaderName, HeaderValue, Uri};
+use http::{HeaderName, HeaderValue, Method, Uri};
 
-use crate::jws::SigningKey;
+use crate::jws::{Jwks, SigningKey};
+use crate::path_pattern::PathPattern;
 use crate::secret::Secret;
 
 /// One valid file.
@@ -406,8 +407,74 @@ pub enum GitHubAppId {
 #[derive(Debug)]
 pub struct CallerSpec {
     pub name: Arc<str>,
-    pub token_sha256: [u8; 32],
+    pub identity: CallerIdentity,
     pub access: Access,
+    /// `None`: whatever the caller's sources allow. `Some(empty)`: nothing.
+    pub rules: Option<Box<[RuleSpec]>>,
+}
+
+/// How a caller proves who it is.
+#[derive(Debug)]
+pub enum CallerIdentity {
+    /// The SHA-256 of its shared token (`token_sha256`).
+    TokenSha256([u8; 32]),
+    /// A JWT from an issuer (`jwt:`).
+    Jwt(JwtCallerSpec),
+}
+
+/// `jwt: { issuer, audience, jwks_file | jwks_url, subject }`.
+#[derive(Debug)]
+pub struct JwtCallerSpec {
+    pub issuer: Arc<str>,
+    pub audience: Box<str>,
+    pub keys: JwksSpec,
+    /// `None`: any `sub` of the issuer.
+    pub subject: Option<SubjectPattern>,
+}
+
+/// Where a JWT caller's verification keys come from.
+#[derive(Debug)]
+pub enum JwksSpec {
+    /// Read at load; a changed file reloads the config.
+    File { path: PathBuf, keys: Arc<Jwks> },
+    /// Fetched, and refreshed while the proxy runs; `tls` from `jwks_ca_file`.
+    Url { url: Uri, tls: Option<TlsProfile> },
+}
+
+/// `subject:` of a JWT caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubjectPattern {
+    Exact(Box<str>),
+    /// Written `prefix*`.
+    Prefix(Box<str>),
+}
+
+impl SubjectPattern {
+    pub fn matches(&self, sub: &str) -> bool {
+        match self {
+            SubjectPattern::Exact(exact) => sub == &**exact,
+            SubjectPattern::Prefix(prefix) => sub.starts_with(&**prefix),
+        }
+    }
+}
+
+impl fmt::Display for SubjectPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SubjectPattern::Exact(exact) => f.write_str(exact),
+            SubjectPattern::Prefix(prefix) => write!(f, "{prefix}*"),
+        }
+    }
+}
+
+/// One entry of a caller's `rules:`.
+#[derive(Debug)]
+pub struct RuleSpec {
+    pub source: Arc<str>,
+    /// `None`: any method.
+    pub methods: Option<Box<[Method]>>,
+    /// `None`: any path.
+    pub paths: Option<Box<[PathPattern]>>,
 }
 
 /// Which sources a caller may use.

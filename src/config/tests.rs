@@ -634,4 +634,5 @@ fn a_google_service_account_key_is_read_whole() {
     );
 }
 
+mod callers;
 mod signed;

@@ -1,6 +1,6 @@
 //! TLS settings in the config: a CA file, a client certificate and its key → a
-//! [`TlsProfile`], for an upstream (`tls_*`) or a token endpoint (`oauth2_token_ca_file`,
-//! `oauth2_tls_client_*`).
+//! [`TlsProfile`], for an upstream (`tls_*`), a token endpoint (`oauth2_token_ca_file`,
+//! `oauth2_tls_client_*`) or a JWT caller's key set (`jwks_ca_file`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -15,20 +15,24 @@ use crate::transport::tls;
 /// Which fields hold the CA, the client certificate and its key.
 pub struct TlsFields {
     pub ca: &'static str,
-    pub cert: &'static str,
-    pub key: &'static str,
+    /// The certificate's and the key's, where a client certificate may be configured.
+    pub client: Option<(&'static str, &'static str)>,
 }
 
 pub const UPSTREAM: TlsFields = TlsFields {
     ca: "tls_ca_file",
-    cert: "tls_client_cert_file",
-    key: "tls_client_key_file",
+    client: Some(("tls_client_cert_file", "tls_client_key_file")),
 };
 
 pub const TOKEN_ENDPOINT: TlsFields = TlsFields {
     ca: "oauth2_token_ca_file",
-    cert: "oauth2_tls_client_cert_file",
-    key: "oauth2_tls_client_key_file",
+    client: Some(("oauth2_tls_client_cert_file", "oauth2_tls_client_key_file")),
+};
+
+/// A key set is public: its server needs no client certificate.
+pub const JWKS: TlsFields = TlsFields {
+    ca: "jwks_ca_file",
+    client: None,
 };
 
 /// The PEM texts of a source's `tls_*` files, and a hash over all of them.
@@ -65,13 +69,14 @@ pub fn profile(
             }
         }
     }
+    let (cert_field, key_field) = names.client.unwrap_or_default();
     let chain = files.cert.as_deref().map(|pem| tls::certificates(pem));
     if chain.as_ref().is_some_and(Vec::is_empty) {
-        fields.report(p, names.cert, "holds no PEM certificate");
+        fields.report(p, cert_field, "holds no PEM certificate");
     }
     let private = files.key.as_deref().map(|pem| tls::private_key(pem));
     if matches!(private, Some(None)) {
-        fields.report(p, names.key, "holds no PEM private key");
+        fields.report(p, key_field, "holds no PEM private key");
     }
     if p.len() > before {
         return None;
@@ -81,7 +86,7 @@ pub fn profile(
         _ => None,
     };
     let (field, fits) = match identity {
-        Some(_) => (names.key, "does not fit the certificate: "),
+        Some(_) => (key_field, "does not fit the certificate: "),
         None => (names.ca, ""),
     };
     match tls::client_config(roots, identity) {
@@ -105,8 +110,10 @@ fn read_tls_files(
     names: &TlsFields,
 ) -> Option<TlsFiles> {
     let ca = fields.text(p, names.ca);
-    let cert = fields.text(p, names.cert);
-    let key = fields.text(p, names.key);
+    let (cert, key) = match names.client {
+        Some((cert, key)) => (fields.text(p, cert), fields.text(p, key)),
+        None => (None, None),
+    };
     if ca.is_none() && cert.is_none() && key.is_none() {
         return None;
     }
@@ -124,18 +131,19 @@ fn read_tls_files(
             None
         }
     };
+    let (cert_field, key_field) = names.client.unwrap_or_default();
     let files = TlsFiles {
         ca: read(names.ca, ca, p),
-        cert: read(names.cert, cert, p),
-        key: read(names.key, key, p),
+        cert: read(cert_field, cert, p),
+        key: read(key_field, key, p),
         fingerprint: [0; 32],
     };
     match (cert, key) {
         (Some(_), None) => {
-            fields.report(p, names.key, "missing; a client certificate needs its key")
+            fields.report(p, key_field, "missing; a client certificate needs its key")
         }
         (None, Some(_)) => {
-            fields.report(p, names.cert, "missing; a client key needs its certificate")
+            fields.report(p, cert_field, "missing; a client key needs its certificate")
         }
         _ => {}
     }

@@ -16,8 +16,8 @@ pub use crate::problem::response as problem_response;
 use crate::auth::subject::SubjectError;
 use crate::auth::token_client::TokenError;
 use crate::auth::AuthError;
-use crate::caller::CallerError;
-use crate::metrics::UpstreamErrorKind;
+use crate::caller::{CallerError, Forbidden};
+use crate::metrics::{CallerRejection, UpstreamErrorKind};
 use crate::transport::ReadBodyError;
 
 /// Why a request was not forwarded, or why forwarding failed.
@@ -25,8 +25,8 @@ use crate::transport::ReadBodyError;
 pub enum ProxyError {
     #[error("caller not authenticated")]
     CallerUnauthenticated(#[from] CallerError),
-    #[error("the caller may not use this source")]
-    CallerForbidden,
+    #[error("caller forbidden")]
+    CallerForbidden(#[source] Forbidden),
     #[error("no source matches the path")]
     UnknownSource,
     #[error("bad request: {0}")]
@@ -53,10 +53,15 @@ impl ProxyError {
                 "caller_unauthenticated",
                 "Send the caller token as Proxy-Authorization: Bearer <token>.".into(),
             ),
-            ProxyError::CallerForbidden => (
+            ProxyError::CallerForbidden(Forbidden::Source) => (
                 StatusCode::FORBIDDEN,
                 "caller_forbidden",
                 "This caller may not use this source.".into(),
+            ),
+            ProxyError::CallerForbidden(Forbidden::Rule) => (
+                StatusCode::FORBIDDEN,
+                "caller_forbidden",
+                "This caller's rules do not allow this method and path on this source.".into(),
             ),
             ProxyError::UnknownSource => (
                 StatusCode::NOT_FOUND,
@@ -158,6 +163,15 @@ impl ProxyError {
             }
             ProxyError::UpstreamUnreachable(_) => Some(UpstreamErrorKind::Protocol),
             ProxyError::UpstreamTimeout => Some(UpstreamErrorKind::Timeout),
+            _ => None,
+        }
+    }
+
+    /// The caller-rejection metric this counts under, if the caller was turned away.
+    pub fn caller_rejection(&self) -> Option<CallerRejection> {
+        match self {
+            ProxyError::CallerUnauthenticated(e) => Some(e.rejection()),
+            ProxyError::CallerForbidden(e) => Some(e.rejection()),
             _ => None,
         }
     }

@@ -24,6 +24,7 @@ pub use error::ProxyError;
 
 use crate::auth::token_client::{TokenClient, TokenClientSettings};
 use crate::auth::{self, Injected, Injection, TokenOutcome};
+use crate::caller::{jwks, CallerError, Callers};
 use crate::live::{Snapshot, Source};
 use crate::metrics::ProxyMetrics;
 use crate::store::Store;
@@ -44,14 +45,16 @@ pub struct Inbound {
 /// Where a request goes, decided by steps 1 and 2 on one snapshot.
 pub struct Routed {
     pub caller: Option<Arc<str>>,
+    /// A JWT caller's `sub`.
+    pub subject: Option<Arc<str>>,
     pub source: Arc<Source>,
     /// Where the path after `/{source_id}` starts.
     pub rest_start: usize,
 }
 
 /// Steps 1 and 2, caller check and route: authenticates the caller when the snapshot has
-/// `callers:`, checks the target, finds the source (one map lookup) and checks the caller
-/// may use it.
+/// `callers:`, checks the target, finds the source (one map lookup) and holds the caller
+/// to its sources and rules.
 pub fn route_request<B>(
     snapshot: &Snapshot,
     request: &Request<B>,
@@ -65,12 +68,20 @@ pub fn route_request<B>(
     let source = snapshot
         .source(&target.source_id)
         .ok_or(ProxyError::UnknownSource)?;
-    if caller.is_some_and(|caller| !caller.may_use(&source.id)) {
-        return Err(ProxyError::CallerForbidden);
+    if let Some(caller) = &caller {
+        caller
+            .caller
+            .permits(&source.id, request.method(), target.rest)
+            .map_err(ProxyError::CallerForbidden)?;
     }
     route::check_rest(&source.upstream.base_path, target.rest)?;
+    let (caller, subject) = match caller {
+        Some(c) => (Some(Arc::clone(&c.caller.name)), c.subject),
+        None => (None, None),
+    };
     Ok(Routed {
-        caller: caller.map(|c| Arc::clone(&c.name)),
+        caller,
+        subject,
         source: Arc::clone(source),
         rest_start: target.rest_start,
     })
@@ -105,6 +116,21 @@ pub async fn clean_and_inject(
     Ok(auth::inject(injection, parts, tokens).await?)
 }
 
+/// Keeps the JWT callers' remote key sets fetched, for as long as the store lives (inside
+/// a runtime; without one, the request path fetches a set when it first needs it).
+fn spawn_key_refresh(store: &Arc<Store>, tokens: &TokenClient) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let store = Arc::downgrade(store);
+    let sets = move || {
+        let snapshot = store.upgrade()?.load_full();
+        let sets = snapshot.callers.iter().flat_map(Callers::remote_keys);
+        Some(sets.cloned().collect())
+    };
+    runtime.spawn(jwks::keep_fresh(sets, tokens.clone()));
+}
+
 /// A response body: the upstream's, streamed, or credproxy's own problem+json.
 pub type ProxyBody = Either<Incoming, Full<Bytes>>;
 
@@ -123,6 +149,7 @@ pub struct Proxy {
 #[derive(Default)]
 struct Exchange {
     caller: Option<Arc<str>>,
+    subject: Option<Arc<str>>,
     source: Option<Arc<Source>>,
     upstream_elapsed: Option<Duration>,
     token: Option<TokenOutcome>,
@@ -135,6 +162,7 @@ impl Proxy {
         token_settings: TokenClientSettings,
     ) -> Self {
         let tokens = TokenClient::new(client.http().clone(), client.settings(), token_settings);
+        spawn_key_refresh(&store, &tokens);
         // A body has as long to arrive as an upstream has to answer.
         let bodies = BufferedBodies::new(
             BufferedBodies::DEFAULT_BYTES,
@@ -194,9 +222,13 @@ impl Proxy {
         if let Some(kind) = error.as_ref().and_then(ProxyError::upstream_error_kind) {
             self.metrics.upstream_error(kind);
         }
+        if let Some(why) = error.as_ref().and_then(ProxyError::caller_rejection) {
+            self.metrics.caller_rejected(why);
+        }
         let source = exchange.source.as_deref();
         telemetry::access_log(&AccessRecord {
             caller: exchange.caller.as_deref(),
+            subject: exchange.subject.as_deref(),
             source: source.map(|s| &*s.id),
             auth_type: source.map(|s| s.auth_type.as_str()),
             method: &method,
@@ -220,8 +252,17 @@ impl Proxy {
         exchange: &mut Exchange,
     ) -> Result<Response<Incoming>, ProxyError> {
         // One snapshot for the caller check and the route; the guard is gone before any await.
-        let routed = route_request(&self.store.load(), &request, local_addr)?;
+        let routed = match route_request(&self.store.load(), &request, local_addr) {
+            // A JWT naming a key its issuer may have added since the last fetch: fetch
+            // (rate-limited by the key set), then check once more.
+            Err(ProxyError::CallerUnauthenticated(CallerError::FetchKeys(keys))) => {
+                keys.fetch(&self.tokens).await;
+                route_request(&self.store.load(), &request, local_addr)?
+            }
+            routed => routed?,
+        };
         exchange.caller = routed.caller;
+        exchange.subject = routed.subject;
         exchange.source = Some(Arc::clone(&routed.source));
         let source = routed.source;
         let (mut parts, body) = request.into_parts();
