@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use credproxy::auth::token_client::TokenClientSettings;
+use credproxy::metrics::ProxyMetrics;
 use credproxy::proxy::{ClientSettings, Proxy, UpstreamClient};
 use credproxy::secret::MasterKeys;
 use credproxy::server::{self, ServerSettings};
@@ -38,6 +39,7 @@ pub struct Options {
 pub struct InProcessProxy {
     pub addr: SocketAddr,
     pub store: Arc<Store>,
+    pub metrics: Arc<ProxyMetrics>,
     /// Set by [`InProcessProxy::watching`].
     pub reloader: Option<Arc<Reloader>>,
     pub reload: Option<ReloadHandle>,
@@ -95,9 +97,11 @@ impl InProcessProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let addr = listener.local_addr().expect("proxy addr");
         let shutdown = CancellationToken::new();
+        let proxy = Proxy::new(Arc::clone(&store), client, tokens);
+        let metrics = proxy.metrics();
         tokio::spawn(server::serve(
             listener,
-            Arc::new(Proxy::new(Arc::clone(&store), client, tokens)),
+            Arc::new(proxy),
             server_settings,
             shutdown.clone(),
             None,
@@ -105,6 +109,7 @@ impl InProcessProxy {
         Self {
             addr,
             store,
+            metrics,
             reloader: None,
             reload: None,
             shutdown,
