@@ -17,7 +17,8 @@ For each directory with a kustomization.yaml:
   * every embedded example sources.yaml is written out for `credproxy check`: Secret data
     (secretGenerator files included), the ExternalSecret template and the Vault Agent
     template (both rendered with placeholder values); a credproxy that listens beyond
-    loopback must have `callers:` whose hashes are of documented example tokens.
+    loopback must have `callers:` whose hashes are of documented example tokens (or that
+    are JWT callers, which hold no secret).
 
 Usage: python3 validate.py DEPLOY_DIR OUT_DIR
 Writes OUT_DIR/sources-N.yaml and OUT_DIR/sources.list ("path<TAB>what" per line); exits
@@ -153,6 +154,7 @@ def kustomization_dirs(root):
 def check_listing(directory, kustomization):
     """Listed files exist; every YAML file in the directory is listed."""
     listed = set(kustomization.get("resources", []))
+    listed |= {patch["path"] for patch in kustomization.get("patches", []) if "path" in patch}
     for generator in kustomization.get("secretGenerator", []) + kustomization.get(
         "configMapGenerator", []
     ):
@@ -179,7 +181,12 @@ def render(directory, kustomization):
     # Without kubectl: the listed files as they are, plus the generated Secrets.
     docs = []
     for name in kustomization.get("resources", []):
-        docs += load_all(os.path.join(directory, name))
+        path = os.path.join(directory, name)
+        if os.path.isdir(path):
+            # A base: its objects, without this overlay's patches (only kubectl applies them).
+            docs += render(path, load_all(os.path.join(path, "kustomization.yaml"))[0])
+        else:
+            docs += load_all(path)
     for generator in kustomization.get("secretGenerator", []):
         data = {}
         for entry in generator.get("files", []):
@@ -341,6 +348,12 @@ def check_callers(text, where, known):
         problem(where, "credproxy listens beyond loopback, but sources.yaml has no callers:")
         return
     for name, caller in callers.items():
+        if "jwt" in caller:
+            # A JWT caller holds no secret: an issuer, an audience and where its keys are.
+            jwks = caller["jwt"].get("jwks_url", "")
+            if jwks and not jwks.startswith("https://"):
+                problem(where, f"callers.{name}.jwt.jwks_url must be https in an example")
+            continue
         if caller.get("token_sha256") not in known:
             problem(
                 where,
@@ -464,9 +477,33 @@ def node_key(kind):
     return out.stdout
 
 
+def stand_in_ca():
+    """A throwaway self-signed certificate, for `jwks_ca_file`."""
+    out = subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-subj", "/CN=stand-in", "-days", "1", "-keyout", "/dev/null"],
+        capture_output=True, text=True,
+    )
+    if out.returncode != 0:
+        problem("stand-ins", f"openssl could not make a certificate: {out.stderr.strip()}")
+        return ""
+    return out.stdout
+
+
 def with_stand_ins(text, out_dir, index, what):
     data = yaml.safe_load(text) or {}
     replacements = {}
+    # A JWT caller's CA file, mounted in the pod (the cluster's CA).
+    for name, caller in (data.get("callers") or {}).items():
+        path = ((caller or {}).get("jwt") or {}).get("jwks_ca_file")
+        if not path or not os.path.isabs(path) or os.path.exists(path) or path in replacements:
+            continue
+        stand_in = os.path.join(out_dir, "files", f"{index}-{name}-jwks_ca_file")
+        os.makedirs(os.path.dirname(stand_in), exist_ok=True)
+        with open(stand_in, "w") as f:
+            f.write(stand_in_ca())
+        replacements[path] = stand_in
+        print(f"    {what}: callers.{name}.jwt.jwks_ca_file reads a stand-in for {path}")
     for source_id, source in (data.get("sources") or {}).items():
         for field, value in (source or {}).items():
             if not (isinstance(value, dict) and set(value) == {"file"}):
