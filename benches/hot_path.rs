@@ -1,6 +1,7 @@
 //! The per-request work before the upstream call, on a prebuilt snapshot: caller check,
-//! route, clean, inject (and for `oauth2`, the cached-token lookup), per auth type; and
-//! for `sigv4`, the signature too.
+//! route, clean, inject (and for `oauth2`, the cached-token lookup), per auth type; for
+//! `sigv4`, the signature too; and for callers with rules or a JWT (warm cache), what the
+//! caller check adds.
 //! `cargo bench --bench hot_path`.
 //!
 //! Before timing, it prints the heap allocations each variant makes per request, counted
@@ -52,6 +53,8 @@ static GLOBAL: Counting = Counting;
 
 /// The caller's token in the `callers` variants, and its SHA-256.
 const CALLER_TOKEN: &str = "bench-caller-token";
+/// A caller held to rules (DESIGN §9).
+const RULED_TOKEN: &str = "bench-ruled-token";
 
 fn sources_yaml(token_url: &str, with_callers: bool) -> String {
     let mut yaml = format!(
@@ -77,6 +80,10 @@ sources:
 }
 
 fn request(id: &str) -> Request<()> {
+    request_as(id, CALLER_TOKEN)
+}
+
+fn request_as(id: &str, caller_token: &str) -> Request<()> {
     Request::get(format!(
         "/{id}/repos/owner/name/issues?state=open&per_page=100"
     ))
@@ -86,10 +93,38 @@ fn request(id: &str) -> Request<()> {
     .header("authorization", "Bearer caller")
     .header(
         "proxy-authorization",
-        HeaderValue::from_static("Bearer bench-caller-token"),
+        HeaderValue::from_str(&format!("Bearer {caller_token}")).expect("header"),
     )
     .body(())
     .expect("request")
+}
+
+/// `callers:` with a token caller held to rules and a JWT caller on a key file in `dir`;
+/// the JWT that caller presents.
+fn identity_callers(dir: &Path) -> (String, String) {
+    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+    let key = credproxy::jws::SigningKey::from_pem(&pair.serialize_pem()).expect("key");
+    let mut jwk = key.public_jwk();
+    jwk["kid"] = "bench".into();
+    let set = serde_json::json!({ "keys": [jwk] }).to_string();
+    std::fs::write(dir.join("jwks.json"), set).expect("jwks");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let claims = serde_json::json!({
+        "iss": "https://issuer.example", "aud": ["credproxy"], "sub": "system:serviceaccount:agents:bench",
+        "exp": now + 86_400, "iat": now,
+    });
+    let jwt = credproxy::jws::sign(&key, Some("bench"), &claims).expect("jwt");
+    let yaml = format!(
+        "callers:\n  other: {{ token_sha256: {}, sources: [open] }}\n  \
+         ruled:\n    token_sha256: {}\n    sources: [basic]\n    rules:\n      - source: basic\n        methods: [GET]\n        paths: [\"/repos/*/name/**\", \"/users/*\"]\n  \
+         workload:\n    jwt: {{ issuer: \"https://issuer.example\", audience: credproxy, jwks_file: jwks.json, subject: \"system:serviceaccount:agents:*\" }}\n    sources: [\"*\"]\n",
+        credproxy::caller::token_sha256_hex("someone-else"),
+        credproxy::caller::token_sha256_hex(RULED_TOKEN),
+    );
+    (yaml, jwt.expose().to_owned())
 }
 
 /// A token endpoint answering every request with the same long-lived token.
@@ -136,7 +171,21 @@ struct Bench {
 
 impl Bench {
     /// The hot path for one request: what `Proxy::forward` does before the upstream call.
+    /// (The original variants only: their instruction count is what before/after pairs
+    /// compare.)
+    #[inline(never)]
     fn run(&self, request: Request<()>) -> Request<()> {
+        self.forward(request)
+    }
+
+    /// [`Self::forward`] for the caller variants, counted apart from [`Self::run`] (the
+    /// `black_box` keeps the compiler from merging the two into one function).
+    #[inline(never)]
+    fn identified(&self, request: Request<()>) -> Request<()> {
+        black_box(self.forward(request))
+    }
+
+    fn forward(&self, request: Request<()>) -> Request<()> {
         let routed =
             proxy::route_request(&self.store.load(), &request, self.local).expect("routes");
         let (mut parts, body) = request.into_parts();
@@ -212,6 +261,25 @@ fn hot_path(c: &mut Criterion) {
         })
     };
     let (plain, with_callers) = (bench(false), bench(true));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (callers_yaml, jwt) = identity_callers(dir.path());
+    let identities = {
+        let yaml = sources_yaml(&token_url, false) + &callers_yaml;
+        let spec = load_bytes(
+            &dir.path().join("bench.yaml"),
+            yaml.as_bytes(),
+            Default::default(),
+        )
+        .expect("config");
+        Arc::new(Bench {
+            store: Store::new(credproxy::live::build(spec, None)),
+            tokens: tokens.clone(),
+            local,
+        })
+    };
+    // The caller variants: a token caller held to rules, and a JWT caller whose token was
+    // verified once (the cache is warm from the allocation count below on).
+    let identity_variants = [("basic+rules", RULED_TOKEN), ("basic+jwt", jwt.as_str())];
     // Fetch the OAuth2 token once, so that the measured path is the cached one.
     let _guard = runtime.enter();
     for bench in [&plain, &with_callers] {
@@ -246,6 +314,19 @@ fn hot_path(c: &mut Criterion) {
         );
     }
 
+    for (name, token) in identity_variants {
+        const N: u64 = 10_000;
+        let mut allocations = 0;
+        for _ in 0..N {
+            let request = request_as("basic", token);
+            let before = ALLOCATIONS.load(Ordering::Relaxed);
+            let forwarded = identities.identified(request);
+            allocations += ALLOCATIONS.load(Ordering::Relaxed) - before;
+            drop(forwarded);
+        }
+        println!("  {name:<16} {:.2}", allocations as f64 / N as f64);
+    }
+
     let mut allocations = 0;
     const SIGNED: u64 = 1_000;
     for _ in 0..SIGNED {
@@ -269,6 +350,15 @@ fn hot_path(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+    for (name, token) in identity_variants {
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                || request_as("basic", token),
+                |request| black_box(identities.identified(request)),
+                BatchSize::SmallInput,
+            )
+        });
+    }
     for (id, callers) in VARIANTS {
         let bench = if callers { &with_callers } else { &plain };
         group.bench_function(name(id, callers), |b| {
