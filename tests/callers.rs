@@ -24,20 +24,8 @@ fn config(upstream: &Upstream, bot_sources: &str) -> String {
     )
 }
 
-async fn request(
-    proxy: &InProcessProxy,
-    path: &str,
-    token: Option<&str>,
-) -> support::client::Answer {
-    let mut builder = Request::get(proxy.url(path));
-    if let Some(token) = token {
-        builder = builder.header("proxy-authorization", format!("Bearer {token}"));
-    }
-    send(
-        &client::http1(),
-        builder.body(Full::new(Bytes::new())).expect("request"),
-    )
-    .await
+async fn request(proxy: &InProcessProxy, path: &str, token: Option<&str>) -> client::Answer {
+    client::as_caller(http::Method::GET, &proxy.url(path), token).await
 }
 
 #[tokio::test]

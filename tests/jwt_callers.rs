@@ -126,15 +126,7 @@ fn config(upstream: &Upstream, jwks: &str) -> String {
 }
 
 async fn call(proxy: &InProcessProxy, method: Method, path: &str, token: Option<&str>) -> Answer {
-    let mut builder = Request::builder().method(method).uri(proxy.url(path));
-    if let Some(token) = token {
-        builder = builder.header("proxy-authorization", format!("Bearer {token}"));
-    }
-    send(
-        &client::http1(),
-        builder.body(Full::new(Bytes::new())).expect("request"),
-    )
-    .await
+    client::as_caller(method, &proxy.url(path), token).await
 }
 
 /// Starts the proxy on a `jwks_url` and waits until the background has fetched the set.

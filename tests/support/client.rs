@@ -74,6 +74,16 @@ pub async fn get(client: &TestClient, url: &str) -> Answer {
     .await
 }
 
+/// An empty-bodied `method` request to `url` over HTTP/1, as the caller with `token`
+/// (`Proxy-Authorization: Bearer`), or as no caller.
+pub async fn as_caller(method: http::Method, url: &str, token: Option<&str>) -> Answer {
+    let mut builder = Request::builder().method(method).uri(url);
+    if let Some(token) = token {
+        builder = builder.header("proxy-authorization", format!("Bearer {token}"));
+    }
+    send(&http1(), builder.body(Full::default()).expect("request")).await
+}
+
 /// Writes `raw` on a fresh connection and reads one response (until the server closes the
 /// connection, or a head and its `Content-Length` body have arrived); returns the status
 /// code and the text received.

@@ -104,17 +104,37 @@ fn source(
 }
 
 fn methods(fields: &Fields<'_>, listed: &[&str], p: &mut Problems) -> Option<Box<[Method]>> {
+    each(fields, "methods", "any method", listed, p, |_, text| {
+        method(text)
+    })
+}
+
+fn paths(fields: &Fields<'_>, listed: &[&str], p: &mut Problems) -> Option<Box<[PathPattern]>> {
+    each(fields, "paths", "any path", listed, p, |i, text| {
+        PathPattern::parse(text).map_err(|why| format!("entry {} {why}", i + 1))
+    })
+}
+
+/// Every entry of the non-empty list `name`, parsed; each unusable one is a problem.
+fn each<T>(
+    fields: &Fields<'_>,
+    name: &str,
+    any: &str,
+    listed: &[&str],
+    p: &mut Problems,
+    parse: impl Fn(usize, &str) -> Result<T, String>,
+) -> Option<Box<[T]>> {
     if listed.is_empty() {
-        let message = "is empty, so the rule allows nothing; leave it out to allow any method";
-        fields.report(p, "methods", message);
+        let message = format!("is empty, so the rule allows nothing; leave it out to allow {any}");
+        fields.report(p, name, message);
         return None;
     }
     let before = p.len();
     let mut out = Vec::with_capacity(listed.len());
-    for text in listed {
-        match method(text) {
-            Ok(method) => out.push(method),
-            Err(why) => fields.report(p, "methods", why),
+    for (i, text) in listed.iter().enumerate() {
+        match parse(i, text) {
+            Ok(item) => out.push(item),
+            Err(why) => fields.report(p, name, why),
         }
     }
     (p.len() == before).then(|| out.into())
@@ -135,21 +155,4 @@ fn method(text: &str) -> Result<Method, String> {
         return Err(format!("method names are case-sensitive: write `{upper}`"));
     }
     Method::from_bytes(text.as_bytes()).map_err(|_| "holds an invalid method name".to_owned())
-}
-
-fn paths(fields: &Fields<'_>, listed: &[&str], p: &mut Problems) -> Option<Box<[PathPattern]>> {
-    if listed.is_empty() {
-        let message = "is empty, so the rule allows nothing; leave it out to allow any path";
-        fields.report(p, "paths", message);
-        return None;
-    }
-    let before = p.len();
-    let mut out = Vec::with_capacity(listed.len());
-    for (i, text) in listed.iter().enumerate() {
-        match PathPattern::parse(text) {
-            Ok(pattern) => out.push(pattern),
-            Err(why) => fields.report(p, "paths", format!("entry {} {why}", i + 1)),
-        }
-    }
-    (p.len() == before).then(|| out.into())
 }
