@@ -7,6 +7,7 @@ express in one run:
 
   oauth2   an `oauth2` source with its token cached  vs  a static `bearer` source
   sources  100,000 sources in the file               vs  10 sources
+  log      the access log on (info, json, to a file)  vs  off (warn)
 
 Method, as in the harness: wrk (1 thread, keep-alive) and the upstream nginx pinned to
 CPU 0, each proxy pinned to CPU 1; both proxies run all the time and are measured
@@ -16,6 +17,7 @@ credential, so a proxy that fails to inject shows errors instead of looking fast
 
   python3 benches/paired.py oauth2 --rounds 8 --duration 4
   python3 benches/paired.py sources --rounds 8 --duration 4
+  CREDPROXY_BINARY=/path/to/other/credproxy python3 benches/paired.py log
 
 Needs nginx, wrk, taskset (compare.sh installs the first two) and a release build
 (`cargo build --release`); prints a table and writes target/bench/paired-<name>-<time>.json.
@@ -35,7 +37,7 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BINARY = os.path.join(ROOT, "target", "release", "credproxy")
+BINARY = os.environ.get("CREDPROXY_BINARY", os.path.join(ROOT, "target", "release", "credproxy"))
 TOKEN = "bench-token"
 
 UPSTREAM_CONF = """
@@ -126,25 +128,31 @@ def sources_yaml(kind, upstream, padding):
 
 
 EXPERIMENTS = {
-    # name: [(label, auth kind, padding sources)] — the first is the reference.
-    "oauth2": [("bearer", "bearer", 0), ("oauth2", "oauth2", 0)],
-    "sources": [("10 sources", "http_basic", 9), ("100k sources", "http_basic", 99_999)],
+    # name: [(label, auth kind, padding sources, access log)] — the first is the reference.
+    "oauth2": [("bearer", "bearer", 0, False), ("oauth2", "oauth2", 0, False)],
+    "sources": [("10 sources", "http_basic", 9, False),
+                ("100k sources", "http_basic", 99_999, False)],
+    "log": [("log off", "http_basic", 0, False), ("log on", "http_basic", 0, True)],
 }
 
 
 class Proxy:
-    def __init__(self, label, kind, padding, upstream, scratch, cpu):
+    def __init__(self, label, kind, padding, log, upstream, scratch, cpu):
         self.label = label
         self.port = free_port()
         self.admin = free_port()
         config = os.path.join(scratch, f"{self.port}.yaml")
         with open(config, "w") as f:
             f.write(sources_yaml(kind, upstream, padding))
-        env = dict(os.environ, RUST_LOG="warn")
+        env = dict(os.environ, RUST_LOG="info" if log else "warn")
+        # With the log on, one JSON line per request goes to a file, as a collector would
+        # read it; the log format flag is the same either way.
+        self.log = open(os.path.join(scratch, f"{self.port}.log"), "w")
         self.process = subprocess.Popen(
             ["taskset", "-c", str(cpu), BINARY, "--config", config, "--listen",
-             f"127.0.0.1:{self.port}", "--admin-listen", f"127.0.0.1:{self.admin}", "--no-watch"],
-            env=env, start_new_session=True)
+             f"127.0.0.1:{self.port}", "--admin-listen", f"127.0.0.1:{self.admin}", "--no-watch",
+             "--log-format", "json"],
+            env=env, start_new_session=True, stderr=self.log)
         self.url = f"http://127.0.0.1:{self.port}/bench/small"
         wait_until(lambda: status_of(f"http://127.0.0.1:{self.admin}/readyz") == 200,
                    f"credproxy ({label})")
@@ -153,9 +161,11 @@ class Proxy:
             sys.exit(f"preflight {label}: {self.url} answered {status}, not 200")
 
     def cpu_seconds(self):
+        """User and system CPU seconds so far (utime, stime of /proc/<pid>/stat)."""
         with open(f"/proc/{self.process.pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        tick = os.sysconf("SC_CLK_TCK")
+        return int(fields[11]) / tick, int(fields[12]) / tick
 
     def rss_mib(self):
         with open(f"/proc/{self.process.pid}/status") as f:
@@ -168,6 +178,7 @@ class Proxy:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             self.process.wait(timeout=30)
+        self.log.close()
 
 
 def run_wrk(url, connections, duration, script, cpu):
@@ -210,8 +221,8 @@ def main():
     try:
         upstream = f"127.0.0.1:{upstream_port}"
         wait_until(lambda: status_of(f"http://{upstream}/token") == 200, "upstream nginx")
-        proxies = [Proxy(label, kind, padding, upstream, scratch, cpu=1)
-                   for label, kind, padding in EXPERIMENTS[args.experiment]]
+        proxies = [Proxy(label, kind, padding, log, upstream, scratch, cpu=1)
+                   for label, kind, padding, log in EXPERIMENTS[args.experiment]]
         for proxy in proxies:  # warm-up: pools, caches, the token
             run_wrk(proxy.url, args.connections, 1, script, cpu=0)
         rows = {proxy.label: [] for proxy in proxies}
@@ -220,7 +231,11 @@ def main():
             for proxy in order:
                 cpu_before = proxy.cpu_seconds()
                 result = run_wrk(proxy.url, args.connections, args.duration, script, cpu=0)
-                result["cpu_us_per_req"] = (proxy.cpu_seconds() - cpu_before) * 1e6 / result["requests"]
+                user, system = (
+                    (after - before) * 1e6 / result["requests"]
+                    for after, before in zip(proxy.cpu_seconds(), cpu_before))
+                result["user_us_per_req"], result["sys_us_per_req"] = user, system
+                result["cpu_us_per_req"] = user + system
                 result["rss_mib"] = proxy.rss_mib()
                 rows[proxy.label].append(result)
             print(f"round {round_ + 1}/{args.rounds}: " + "  ".join(
@@ -239,19 +254,23 @@ def main():
         "experiment": args.experiment, "rounds": args.rounds, "duration_s": args.duration,
         "connections": args.connections,
         "peers": {label: {key: median(r[key] for r in results)
-                          for key in ("rps", "p50_us", "p99_us", "cpu_us_per_req", "rss_mib")}
+                          for key in ("rps", "p50_us", "p99_us", "cpu_us_per_req",
+                                      "user_us_per_req", "sys_us_per_req", "rss_mib")}
                   | {"errors": sum(r["errors"] for r in results)}
                   for label, results in rows.items()},
         "ratios": {f"{candidate} / {reference}": {
-            key: ratio(key) for key in ("rps", "p50_us", "p99_us", "cpu_us_per_req")}},
+            key: ratio(key) for key in ("rps", "p50_us", "p99_us", "cpu_us_per_req",
+                                        "user_us_per_req")}},
         "raw": rows,
     }
     print(f"\n{args.experiment}: {args.rounds} rounds x {args.duration}s, "
           f"{args.connections} connections, medians")
-    print(f"{'':16} {'req/s':>9} {'p50 us':>7} {'p99 us':>7} {'CPU us/req':>10} {'RSS MiB':>8} {'errors':>6}")
+    print(f"{'':16} {'req/s':>9} {'p50 us':>7} {'p99 us':>7} {'CPU us/req':>10} "
+          f"{'user':>6} {'sys':>6} {'RSS MiB':>8} {'errors':>6}")
     for label, peer in summary["peers"].items():
         print(f"{label:16} {peer['rps']:9.0f} {peer['p50_us']:7.0f} {peer['p99_us']:7.0f} "
-              f"{peer['cpu_us_per_req']:10.2f} {peer['rss_mib']:8.1f} {peer['errors']:6d}")
+              f"{peer['cpu_us_per_req']:10.2f} {peer['user_us_per_req']:6.2f} "
+              f"{peer['sys_us_per_req']:6.2f} {peer['rss_mib']:8.1f} {peer['errors']:6d}")
     for name, values in summary["ratios"].items():
         print(f"{name}: " + "  ".join(f"{key} x{value:.3f}" for key, value in values.items()))
     out_dir = os.path.join(ROOT, "target", "bench")

@@ -6,10 +6,12 @@
 //! carry a caller's data or an API key.
 
 use std::fmt::Write as _;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use http::{Method, StatusCode};
 use tracing::level_filters::LevelFilter;
+use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::filter::{EnvFilter, FilterExt, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -22,8 +24,24 @@ pub enum LogFormat {
     Json,
 }
 
+/// Lines the log queue holds before it drops (about 5 MiB of access-log lines).
+const LOG_QUEUE_LINES: usize = 16_384;
+
+/// The writer's count of lines dropped because the queue was full.
+static DROPPED: OnceLock<ErrorCounter> = OnceLock::new();
+
+/// Keeps the log writer running; dropping it writes out what is queued. Hold it until exit.
+#[must_use = "the log stops being written when this is dropped"]
+pub struct LogGuard(#[allow(dead_code)] Option<WorkerGuard>);
+
 /// Installs the global subscriber: `RUST_LOG` (default `info`), written to stderr.
-pub fn init(format: LogFormat) {
+///
+/// Events are formatted on the thread that emits them and queued; a thread of its own
+/// writes them out through a buffer, so a burst of access-log lines becomes a few
+/// `write(2)`s off the request path, and a stderr that stops draining (a stuck log
+/// collector) costs dropped lines, counted in [`dropped_log_lines`], never a blocked
+/// request.
+pub fn init(format: LogFormat) -> LogGuard {
     let env = EnvFilter::builder()
         .with_default_directive(LevelFilter::INFO.into())
         .from_env_lossy();
@@ -35,7 +53,9 @@ pub fn init(format: LogFormat) {
         .with_target("rustls", LevelFilter::DEBUG)
         .with_target("tokio_rustls", LevelFilter::DEBUG);
     let filter = env.and(caps);
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let (writer, guard) = queued(std::io::BufWriter::new(std::io::stderr()), LOG_QUEUE_LINES);
+    let dropped = writer.error_counter();
+    let fmt = tracing_subscriber::fmt::layer().with_writer(writer);
     let layer = match format {
         LogFormat::Text => fmt.with_ansi(false).boxed(),
         LogFormat::Json => fmt
@@ -45,9 +65,30 @@ pub fn init(format: LogFormat) {
             .boxed(),
     };
     // A second init (in-process tests) keeps the first subscriber.
-    let _ = tracing_subscriber::registry()
+    let installed = tracing_subscriber::registry()
         .with(layer.with_filter(filter))
-        .try_init();
+        .try_init()
+        .is_ok();
+    if installed {
+        let _ = DROPPED.set(dropped);
+    }
+    LogGuard(installed.then_some(guard))
+}
+
+/// A non-blocking writer over `out` that queues at most `lines`, dropping the rest.
+fn queued<W: std::io::Write + Send + 'static>(out: W, lines: usize) -> (NonBlocking, WorkerGuard) {
+    NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(lines)
+        .thread_name("credproxy-log")
+        .finish(out)
+}
+
+/// Log lines dropped so far because stderr did not keep up.
+pub fn dropped_log_lines() -> u64 {
+    DROPPED
+        .get()
+        .map_or(0, |counter| counter.dropped_lines() as u64)
 }
 
 /// One finished exchange, as the access log sees it: plain values only.
@@ -126,6 +167,43 @@ mod tests {
         Plain(#[source] Inner),
         #[error("outer: {0}")]
         Quoting(#[source] Inner),
+    }
+
+    /// A writer that takes nothing until `release` is sent: a log collector that stopped
+    /// reading.
+    struct Stalled(std::sync::mpsc::Receiver<()>, std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Stalled {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let _ = self.0.recv();
+            self.1.lock().expect("sink").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_stalled_stderr_drops_lines_and_counts_them_without_blocking() {
+        use std::io::Write as _;
+        let (release, stalled) = std::sync::mpsc::channel();
+        let sink = std::sync::Arc::default();
+        let (mut writer, guard) = queued(Stalled(stalled, std::sync::Arc::clone(&sink)), 4);
+        let counter = writer.error_counter();
+        // The worker takes one line and blocks on it; four wait in the queue; the rest go.
+        for i in 0..20 {
+            writer.write_all(format!("line {i}\n").as_bytes()).expect("never blocks");
+        }
+        let dropped = counter.dropped_lines();
+        assert!((15..=16).contains(&dropped), "{dropped} dropped");
+        for _ in 0..20 {
+            let _ = release.send(());
+        }
+        drop(guard); // writes out what was queued
+        let written = String::from_utf8(sink.lock().expect("sink").clone()).expect("utf8");
+        assert_eq!(written.lines().count() as u64 + dropped as u64, 20, "{written}");
+        assert!(written.starts_with("line 0\n"), "{written}");
     }
 
     #[test]

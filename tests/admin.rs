@@ -65,6 +65,8 @@ async fn health_metrics_and_config() {
         value(r#"credproxy_requests_total{source="gh",class="2xx"}"#),
         2.0
     );
+    // The log writer's drop count is always exported, so an alert can watch it.
+    assert_eq!(value("credproxy_log_lines_dropped_total"), 0.0);
     assert_eq!(
         value(r#"credproxy_requests_total{source="-",class="4xx"}"#),
         1.0

@@ -141,6 +141,15 @@ impl SnapshotCollector {
             counter(&mut family, &[("issuer", &keys.issuer)], n)?;
         }
 
+        encoder
+            .encode_descriptor(
+                "log_lines_dropped",
+                "Log lines dropped because stderr did not keep up (the log queue was full)",
+                None,
+                MetricType::Counter,
+            )?
+            .encode_counter::<NoLabelSet, _, u64>(&crate::telemetry::dropped_log_lines(), None)?;
+
         let mut family = encoder.encode_descriptor(
             "response_headers_dropped",
             "Response headers dropped because they held a source's credential",

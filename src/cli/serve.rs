@@ -22,7 +22,8 @@ use crate::transport::ClientSettings;
 use crate::watch::{self, Reloader, Trigger};
 
 pub(super) fn serve(args: ServeArgs) -> ExitCode {
-    telemetry::init(args.log_format);
+    // Held to the end of `serve`: its drop writes out the last log lines.
+    let _log = telemetry::init(args.log_format);
     let keys = match args.config.keys.master_keys() {
         Ok(keys) => keys,
         Err(error) => {
