@@ -171,7 +171,10 @@ mod tests {
 
     /// A writer that takes nothing until `release` is sent: a log collector that stopped
     /// reading.
-    struct Stalled(std::sync::mpsc::Receiver<()>, std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    struct Stalled(
+        std::sync::mpsc::Receiver<()>,
+        std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    );
 
     impl std::io::Write for Stalled {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -193,7 +196,9 @@ mod tests {
         let counter = writer.error_counter();
         // The worker takes one line and blocks on it; four wait in the queue; the rest go.
         for i in 0..20 {
-            writer.write_all(format!("line {i}\n").as_bytes()).expect("never blocks");
+            writer
+                .write_all(format!("line {i}\n").as_bytes())
+                .expect("never blocks");
         }
         let dropped = counter.dropped_lines();
         assert!((15..=16).contains(&dropped), "{dropped} dropped");
@@ -202,7 +207,11 @@ mod tests {
         }
         drop(guard); // writes out what was queued
         let written = String::from_utf8(sink.lock().expect("sink").clone()).expect("utf8");
-        assert_eq!(written.lines().count() as u64 + dropped as u64, 20, "{written}");
+        assert_eq!(
+            written.lines().count() as u64 + dropped as u64,
+            20,
+            "{written}"
+        );
         assert!(written.starts_with("line 0\n"), "{written}");
     }
 

@@ -42,7 +42,8 @@ pub(super) fn jwt<'e>(
     let issuer = fields.text(p, "issuer");
     let audience = fields.text(p, "audience");
     let subject_text = fields.text(p, "subject");
-    let subject = subject_text.and_then(|text| subject(&fields, text, p));
+    // `Some(None)`: a `subject` that was reported as unusable.
+    let subject = subject_text.map(|text| subject(&fields, text, p));
     let keys = keys(&fields, resolver, p);
     let (issuer, audience) = (issuer?, audience?);
     let key = [issuer, audience, subject_text.unwrap_or_default()].map(Box::from);
@@ -57,8 +58,8 @@ pub(super) fn jwt<'e>(
         issuer: Arc::from(issuer),
         audience: audience.into(),
         keys: keys?,
-        subject: match subject_text {
-            Some(_) => Some(subject?),
+        subject: match subject {
+            Some(parsed) => Some(parsed?),
             None => None,
         },
     })
