@@ -567,7 +567,8 @@ fn trace_logs_never_show_a_jwt_and_the_access_log_names_the_subject() {
     );
     assert!(
         metrics.contains(&format!(
-            "credproxy_jwks_fetch_failures_total{{issuer=\"{ISSUER}\"}} 0"
+            "credproxy_jwks_fetch_failures_total{{issuer=\"{ISSUER}\",url=\"{}\"}} 0",
+            idp.jwks_url()
         )),
         "{metrics}"
     );

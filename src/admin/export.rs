@@ -138,7 +138,9 @@ impl SnapshotCollector {
         )?;
         for keys in snapshot.callers.iter().flat_map(|c| c.remote_keys()) {
             let n = keys.failures.load(Ordering::Relaxed);
-            counter(&mut family, &[("issuer", &keys.issuer)], n)?;
+            // One issuer may publish at two URLs; a `jwks_url` holds no credential or query.
+            let url = keys.url.to_string();
+            counter(&mut family, &[("issuer", &keys.issuer), ("url", &url)], n)?;
         }
 
         encoder
