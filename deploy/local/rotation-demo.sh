@@ -59,6 +59,9 @@ swap() { # $1 = new version name, stdin = the new sources.yaml
 start() { # $1 = config path, $2 = log file, rest = command prefix (e.g. unshare …)
   local config=$1 log=$2
   shift 2
+  # Made here, not by the redirect below: that runs in the background job, and the first
+  # look for the admin address could come before it.
+  : > "$log"
   "$@" "$bin" serve --config "$config" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
     --log-format json > "$log" 2>&1 &
   pids+=($!)
