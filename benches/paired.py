@@ -8,6 +8,8 @@ express in one run:
   oauth2   an `oauth2` source with its token cached  vs  a static `bearer` source
   sources  100,000 sources in the file               vs  10 sources
   log      the access log on (info, json, to a file)  vs  off (warn)
+  build    this build                                  vs  $CREDPROXY_BASELINE, another
+                                                           credproxy binary (before/after)
 
 Method, as in the harness: wrk (1 thread, keep-alive) and the upstream nginx pinned to
 CPU 0, each proxy pinned to CPU 1; both proxies run all the time and are measured
@@ -133,6 +135,7 @@ EXPERIMENTS = {
     "sources": [("10 sources", "http_basic", 9, False),
                 ("100k sources", "http_basic", 99_999, False)],
     "log": [("log off", "http_basic", 0, False), ("log on", "http_basic", 0, True)],
+    "build": [("baseline", "http_basic", 0, False), ("this build", "http_basic", 0, False)],
 }
 
 
@@ -148,8 +151,12 @@ class Proxy:
         # With the log on, one JSON line per request goes to a file, as a collector would
         # read it; the log format flag is the same either way.
         self.log = open(os.path.join(scratch, f"{self.port}.log"), "w")
+        binary = BINARY
+        if label == "baseline":
+            binary = os.environ.get("CREDPROXY_BASELINE") or sys.exit(
+                "the build experiment needs CREDPROXY_BASELINE=/path/to/the/other/credproxy")
         self.process = subprocess.Popen(
-            ["taskset", "-c", str(cpu), BINARY, "--config", config, "--listen",
+            ["taskset", "-c", str(cpu), binary, "--config", config, "--listen",
              f"127.0.0.1:{self.port}", "--admin-listen", f"127.0.0.1:{self.admin}", "--no-watch",
              "--log-format", "json"],
             env=env, start_new_session=True, stderr=self.log)

@@ -13,7 +13,7 @@ use crate::admin::{Admin, Exporter};
 use crate::auth::token_client::TokenClientSettings;
 use crate::config::{self, LoadOptions};
 use crate::live;
-use crate::proxy::{Inbound, Proxy, ProxyBody, UpstreamClient};
+use crate::proxy::{Inbound, LocalUpstream, Proxy, ProxyBody, UpstreamClient};
 use crate::secret::MasterKeys;
 use crate::server::{self, Connection, Handler, ListenerTls, ServerSettings};
 use crate::store::Store;
@@ -257,15 +257,19 @@ async fn wait_for_stop_signal(on_hangup: impl Fn()) -> std::io::Result<()> {
 
 impl Handler for Proxy {
     type Body = ProxyBody;
+    /// An HTTP/1 connection's own upstream connection.
+    type ConnectionState = LocalUpstream;
 
     fn handle(
         &self,
         request: http::Request<hyper::body::Incoming>,
         connection: &Connection,
+        upstream: &Arc<LocalUpstream>,
     ) -> impl std::future::Future<Output = http::Response<ProxyBody>> + Send {
         let inbound = Inbound {
             local_addr: connection.local_addr,
             framing_conflict: connection.framing_conflict(),
+            upstream: connection.http1.then(|| Arc::clone(upstream)),
         };
         Proxy::handle(self, request, inbound)
     }
@@ -273,11 +277,13 @@ impl Handler for Proxy {
 
 impl Handler for Admin {
     type Body = http_body_util::Full<bytes::Bytes>;
+    type ConnectionState = ();
 
     fn handle(
         &self,
         request: http::Request<hyper::body::Incoming>,
         _connection: &Connection,
+        _state: &Arc<()>,
     ) -> impl std::future::Future<Output = http::Response<Self::Body>> + Send {
         std::future::ready(self.respond(&request))
     }

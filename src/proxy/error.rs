@@ -35,6 +35,12 @@ pub enum ProxyError {
     MethodNotAllowed,
     #[error("upstream unreachable")]
     UpstreamUnreachable(#[source] hyper_util::client::legacy::Error),
+    /// A connection of the downstream connection's own ([`super::local`]) failed to open.
+    #[error("could not connect to the upstream")]
+    UpstreamConnect(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// It broke, or the upstream sent no valid response.
+    #[error("upstream connection failed")]
+    UpstreamProtocol(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("no response headers from the upstream within the timeout")]
     UpstreamTimeout,
     /// The caller's body was malformed or cut off: the caller's fault, not the upstream's.
@@ -79,6 +85,16 @@ impl ProxyError {
                 StatusCode::BAD_REQUEST,
                 "bad_request",
                 "The request body could not be read.".into(),
+            ),
+            ProxyError::UpstreamConnect(_) => (
+                StatusCode::BAD_GATEWAY,
+                "upstream_unreachable",
+                "Could not connect to the upstream.".into(),
+            ),
+            ProxyError::UpstreamProtocol(_) => (
+                StatusCode::BAD_GATEWAY,
+                "upstream_unreachable",
+                "The upstream closed the connection or sent an invalid response.".into(),
             ),
             ProxyError::UpstreamUnreachable(e) if e.is_connect() => (
                 StatusCode::BAD_GATEWAY,
@@ -162,6 +178,8 @@ impl ProxyError {
                 Some(UpstreamErrorKind::Connect)
             }
             ProxyError::UpstreamUnreachable(_) => Some(UpstreamErrorKind::Protocol),
+            ProxyError::UpstreamConnect(_) => Some(UpstreamErrorKind::Connect),
+            ProxyError::UpstreamProtocol(_) => Some(UpstreamErrorKind::Protocol),
             ProxyError::UpstreamTimeout => Some(UpstreamErrorKind::Timeout),
             _ => None,
         }

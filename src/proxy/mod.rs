@@ -5,6 +5,7 @@ pub mod body;
 pub mod client;
 pub mod error;
 pub mod headers;
+pub mod local;
 pub mod response;
 pub mod route;
 
@@ -21,6 +22,7 @@ use hyper::body::Incoming;
 pub use crate::transport::ClientSettings;
 pub use client::UpstreamClient;
 pub use error::ProxyError;
+pub use local::{LocalBody, LocalUpstream};
 
 use crate::auth::token_client::{TokenClient, TokenClientSettings};
 use crate::auth::{self, Injected, Injection, TokenOutcome};
@@ -32,7 +34,7 @@ use crate::telemetry::{self, AccessRecord};
 use crate::transport::{BufferedBodies, CallerBody, OutboundBody, Payload};
 
 /// What the connection a request came on knows about it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Inbound {
     /// The address the connection arrived on (an absolute-form target must name it).
     pub local_addr: SocketAddr,
@@ -40,6 +42,9 @@ pub struct Inbound {
     /// `Transfer-Encoding`: the request is refused, since an upstream could frame it
     /// differently.
     pub framing_conflict: bool,
+    /// An HTTP/1 connection's own upstream connection (see [`local`]); `None` for h2,
+    /// whose streams share the pool.
+    pub upstream: Option<Arc<LocalUpstream>>,
 }
 
 /// Where a request goes, decided by steps 1 and 2 on one snapshot.
@@ -131,8 +136,11 @@ fn spawn_key_refresh(store: &Arc<Store>, tokens: &TokenClient) {
     runtime.spawn(jwks::keep_fresh(sets, tokens.clone()));
 }
 
+/// An upstream's response body: through the pool, or on the connection's own upstream.
+pub type UpstreamBody = Either<Incoming, LocalBody>;
+
 /// A response body: the upstream's, streamed, or credproxy's own problem+json.
-pub type ProxyBody = Either<Incoming, Full<Bytes>>;
+pub type ProxyBody = Either<UpstreamBody, Full<Bytes>>;
 
 /// The proxy service: shared by every connection.
 #[derive(Debug)]
@@ -205,8 +213,7 @@ impl Proxy {
                 "Content-Length and Transfer-Encoding must not both be sent",
             ))
         } else {
-            self.forward(request, inbound.local_addr, &mut exchange)
-                .await
+            self.forward(request, &inbound, &mut exchange).await
         };
 
         let (response, error) = match result {
@@ -248,9 +255,11 @@ impl Proxy {
     async fn forward(
         &self,
         request: Request<Incoming>,
-        local_addr: SocketAddr,
+        inbound: &Inbound,
         exchange: &mut Exchange,
-    ) -> Result<Response<Incoming>, ProxyError> {
+    ) -> Result<Response<UpstreamBody>, ProxyError> {
+        let local_addr = inbound.local_addr;
+        let own = inbound.upstream.as_ref();
         // One snapshot for the caller check and the route; the guard is gone before any await.
         let routed = match route_request(&self.store.load(), &request, local_addr) {
             // A JWT naming a key its issuer may have added since the last fetch: fetch
@@ -279,7 +288,7 @@ impl Proxy {
         .await?;
         if !injected.may_retry() {
             let request = Request::from_parts(parts, payload.into_outbound());
-            return self.send(&source, request, &injected, exchange).await;
+            return self.send(&source, request, &injected, own, exchange).await;
         }
 
         // A cached token may have been revoked early: an upstream 401 gets one retry with a
@@ -287,7 +296,7 @@ impl Proxy {
         let bytes = match body::replayable(payload, &self.bodies).await? {
             Payload::Streaming(body) => {
                 let request = Request::from_parts(parts, Either::Left(body));
-                return self.send(&source, request, &injected, exchange).await;
+                return self.send(&source, request, &injected, own, exchange).await;
             }
             Payload::Whole(whole) => whole,
         };
@@ -296,7 +305,7 @@ impl Proxy {
         *retry.uri_mut() = parts.uri.clone();
         *retry.headers_mut() = parts.headers.clone();
         let first = Request::from_parts(parts, Either::Right(Full::new(bytes.bytes.clone())));
-        let response = self.send(&source, first, &injected, exchange).await?;
+        let response = self.send(&source, first, &injected, own, exchange).await?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
@@ -312,18 +321,32 @@ impl Proxy {
         };
         tracing::debug!(source = %source.id, "Upstream refused a cached token; retrying once with a new one");
         exchange.token = Some(outcome);
-        self.send(&source, retry, &injected, exchange).await
+        self.send(&source, retry, &injected, own, exchange).await
     }
 
+    /// Step 5: on the connection's own upstream connection for a plain-HTTP/1 upstream
+    /// (see [`local`]), else through the pool.
     async fn send(
         &self,
         source: &Source,
         request: Request<OutboundBody>,
         injected: &Injected,
+        own: Option<&Arc<LocalUpstream>>,
         exchange: &mut Exchange,
-    ) -> Result<Response<Incoming>, ProxyError> {
+    ) -> Result<Response<UpstreamBody>, ProxyError> {
         let sent = Instant::now();
-        let result = self.client.send(request, source.tls.as_ref()).await;
+        let result = match own {
+            Some(own) if LocalUpstream::serves(request.uri()) => {
+                let settings = self.client.settings();
+                own.send(request, &settings)
+                    .await
+                    .map(|r| r.map(Either::Right))
+            }
+            _ => {
+                let response = self.client.send(request, source.tls.as_ref()).await;
+                response.map(|r| r.map(Either::Left))
+            }
+        };
         *exchange.upstream_elapsed.get_or_insert(Duration::ZERO) += sent.elapsed();
         let mut response = result?;
         response::scrub(response.headers_mut(), source, injected.sent_secret());

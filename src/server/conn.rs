@@ -98,16 +98,19 @@ impl<H: Handler> Accepted<H> {
         let (stream, framing_conflict) = Guarded::new(stream);
         let connection = Connection {
             local_addr,
+            http1: protocol == Protocol::Http1,
             framing_conflict,
         };
         let activity = Arc::new(Activity::new());
+        let state = Arc::new(H::ConnectionState::default());
         let service = {
             let (handler, activity) = (Arc::clone(&self.handler), Arc::clone(&activity));
             hyper::service::service_fn(move |request: Request<Incoming>| {
                 let stream_open = activity.stream_opened();
                 let (handler, connection) = (Arc::clone(&handler), connection.clone());
+                let state = Arc::clone(&state);
                 async move {
-                    let response = handler.handle(request, &connection).await;
+                    let response = handler.handle(request, &connection, &state).await;
                     Ok::<_, Infallible>(response.map(|body| Tracked {
                         body,
                         _open: stream_open,

@@ -85,6 +85,8 @@ impl ServerSettings {
 #[derive(Debug, Clone)]
 pub struct Connection {
     pub local_addr: SocketAddr,
+    /// HTTP/1 (one request at a time), not h2.
+    pub http1: bool,
     framing_conflict: Arc<AtomicBool>,
 }
 
@@ -103,10 +105,15 @@ pub trait Handler: Send + Sync + 'static {
         + Unpin
         + 'static;
 
+    /// What the handler keeps for one connection, from request to request (made when the
+    /// connection opens, dropped when it closes).
+    type ConnectionState: Default + Send + Sync + 'static;
+
     fn handle(
         &self,
         request: Request<Incoming>,
         connection: &Connection,
+        state: &Arc<Self::ConnectionState>,
     ) -> impl Future<Output = Response<Self::Body>> + Send;
 }
 

@@ -1,0 +1,255 @@
+//! Step 5 for a plain-HTTP/1 upstream, inside the downstream connection's own task.
+//!
+//! The pooled client runs each upstream connection as a task of its own: a request
+//! crosses a channel to it, and its response and body come back through others, with a
+//! wake-up at every hop. Here a downstream HTTP/1 connection keeps its own upstream
+//! connection (hyper's `client::conn::http1`, so hyper still owns the protocol) and polls
+//! it from the request's future and then from the response body, so a request and its
+//! response never leave the task they arrived on.
+//!
+//! HTTP/1 serves one request at a time, so the connection's slots are never contended: a
+//! connection is taken when a request starts and given back when its response body has
+//! ended. A response dropped before its end takes the upstream connection with it, since
+//! the connection's state is then unknown. A caller that alternates between sources keeps
+//! one idle connection for each of its last few upstreams.
+
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::HOST;
+use http::uri::{Authority, PathAndQuery};
+use http::{HeaderValue, Request, Response, Uri, Version};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use super::error::ProxyError;
+use crate::transport::{CallerBody, ClientSettings, OutboundBody};
+
+type Connection = http1::Connection<TokioIo<TcpStream>, OutboundBody>;
+
+/// How many idle upstream connections one downstream connection keeps.
+const IDLE_PER_CONNECTION: usize = 4;
+
+/// A downstream connection's upstream connections, while no request uses them.
+#[derive(Debug, Default)]
+pub struct LocalUpstream {
+    /// Most recently used last.
+    idle: Mutex<Vec<Idle>>,
+}
+
+struct Idle {
+    authority: Authority,
+    send: http1::SendRequest<OutboundBody>,
+    connection: Pin<Box<Connection>>,
+}
+
+impl std::fmt::Debug for Idle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Idle")
+            .field("authority", &self.authority)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalUpstream {
+    /// Whether `uri` can go this way: plain `http://` (TLS upstreams and HTTP/2 by ALPN
+    /// stay with the pool).
+    pub fn serves(uri: &Uri) -> bool {
+        uri.scheme_str() == Some("http") && uri.authority().is_some()
+    }
+
+    /// Sends `request` (absolute URI, `http://`) and waits for the response head; the
+    /// body streams afterwards, still driven by this task.
+    pub async fn send(
+        self: &Arc<Self>,
+        mut request: Request<OutboundBody>,
+        settings: &ClientSettings,
+    ) -> Result<Response<LocalBody>, ProxyError> {
+        let Some(authority) = request.uri().authority().cloned() else {
+            return Err(ProxyError::BadRequest("the upstream URI has no host"));
+        };
+        // Origin form on the wire, and the Host the pooled client would have set.
+        let path = request
+            .uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        *request.uri_mut() = Uri::from(path);
+        *request.version_mut() = Version::HTTP_11;
+        if !request.headers().contains_key(HOST) {
+            if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
+                request.headers_mut().insert(HOST, host);
+            }
+        }
+        let exchange = async {
+            let mut upstream = match self.take(&authority).await {
+                Some(idle) => idle,
+                None => connect(authority, settings).await?,
+            };
+            let response = exchange(&mut upstream, request).await?;
+            Ok::<_, ProxyError>((upstream, response))
+        };
+        let (upstream, response) =
+            match tokio::time::timeout(settings.response_timeout, exchange).await {
+                Ok(result) => result?,
+                Err(_) => return Err(ProxyError::UpstreamTimeout),
+            };
+        Ok(response.map(|body| LocalBody {
+            body,
+            ended: false,
+            upstream: Some(upstream),
+            home: Arc::clone(self),
+        }))
+    }
+
+    /// The idle connection to `authority`, if it is still open.
+    async fn take(&self, authority: &Authority) -> Option<Idle> {
+        let mut idle = {
+            let mut idle = self.idle.lock().ok()?;
+            let at = idle.iter().position(|i| i.authority == *authority)?;
+            idle.remove(at)
+        };
+        // One poll: a connection the upstream closed while idle has seen its EOF by now.
+        let alive = poll_fn(|cx| {
+            Poll::Ready(idle.connection.as_mut().poll(cx).is_pending() && !idle.send.is_closed())
+        })
+        .await;
+        alive.then_some(idle)
+    }
+
+    fn give_back(&self, connection: Idle) {
+        if let Ok(mut idle) = self.idle.lock() {
+            if idle.len() == IDLE_PER_CONNECTION {
+                idle.remove(0);
+            }
+            idle.push(connection);
+        }
+    }
+}
+
+async fn connect(authority: Authority, settings: &ClientSettings) -> Result<Idle, ProxyError> {
+    let port = authority.port_u16().unwrap_or(80);
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let stream = match tokio::time::timeout(
+        settings.connect_timeout,
+        TcpStream::connect((host, port)),
+    )
+    .await
+    {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => return Err(ProxyError::UpstreamConnect(Box::new(error))),
+        Err(_) => {
+            let error = std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out");
+            return Err(ProxyError::UpstreamConnect(Box::new(error)));
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let (send, connection) = http1::Builder::new()
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(|error| ProxyError::UpstreamConnect(Box::new(error)))?;
+    Ok(Idle {
+        authority,
+        send,
+        connection: Box::pin(connection),
+    })
+}
+
+/// Sends the request on `upstream` and drives the connection until the response head.
+async fn exchange(
+    upstream: &mut Idle,
+    request: Request<OutboundBody>,
+) -> Result<Response<Incoming>, ProxyError> {
+    let Idle {
+        send, connection, ..
+    } = upstream;
+    let mut response = std::pin::pin!(async {
+        send.ready().await?;
+        send.send_request(request).await
+    });
+    let mut open = true;
+    let result = poll_fn(|cx| {
+        if let Poll::Ready(result) = response.as_mut().poll(cx) {
+            return Poll::Ready(result);
+        }
+        // The connection ending (closed, or broken) fails the response future next.
+        if open && connection.as_mut().poll(cx).is_ready() {
+            open = false;
+            cx.waker().wake_by_ref();
+        }
+        Poll::Pending
+    })
+    .await;
+    result.map_err(|error| {
+        if CallerBody::caused(&error) {
+            ProxyError::RequestBody(Box::new(error))
+        } else {
+            ProxyError::UpstreamProtocol(Box::new(error))
+        }
+    })
+}
+
+/// An upstream response body read on the downstream connection's task; it drives the
+/// upstream connection while it is read, and gives it back once it has ended.
+pub struct LocalBody {
+    body: Incoming,
+    ended: bool,
+    upstream: Option<Idle>,
+    home: Arc<LocalUpstream>,
+}
+
+impl std::fmt::Debug for LocalBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalBody").finish_non_exhaustive()
+    }
+}
+
+impl Body for LocalBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        if let Some(upstream) = &mut this.upstream {
+            if upstream.connection.as_mut().poll(cx).is_ready() {
+                // Closed: what it delivered is still in the body; it cannot be reused.
+                this.upstream = None;
+            }
+        }
+        let frame = Pin::new(&mut this.body).poll_frame(cx);
+        if let Poll::Ready(None) = frame {
+            this.ended = true;
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended || self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for LocalBody {
+    fn drop(&mut self) {
+        if self.is_end_stream() {
+            if let Some(upstream) = self.upstream.take() {
+                self.home.give_back(upstream);
+            }
+        }
+    }
+}
