@@ -88,12 +88,18 @@ impl LocalUpstream {
             }
         }
         let exchange = async {
-            let mut upstream = match self.take(&authority).await {
-                Some(idle) => idle,
-                None => connect(authority, settings).await?,
-            };
-            let response = exchange(&mut upstream, request).await?;
-            Ok::<_, ProxyError>((upstream, response))
+            if let Some(mut reused) = self.take(&authority).await {
+                match exchange(&mut reused, request).await {
+                    Ok(response) => return Ok((reused, response)),
+                    // The upstream closed it as the request was about to go: hyper gave the
+                    // request back unsent, so it goes once more on a new connection.
+                    Err(Failed::Unsent(again, _)) => request = *again,
+                    Err(failed) => return Err(failed.into()),
+                }
+            }
+            let mut fresh = connect(authority, settings).await?;
+            let response = exchange(&mut fresh, request).await?;
+            Ok::<_, ProxyError>((fresh, response))
         };
         let (upstream, response) =
             match tokio::time::timeout(settings.response_timeout, exchange).await {
@@ -164,38 +170,65 @@ async fn connect(authority: Authority, settings: &ClientSettings) -> Result<Idle
     })
 }
 
-/// Sends the request on `upstream` and drives the connection until the response head.
-async fn exchange(
-    upstream: &mut Idle,
-    request: Request<OutboundBody>,
-) -> Result<Response<Incoming>, ProxyError> {
-    let Idle {
-        send, connection, ..
-    } = upstream;
-    let mut response = std::pin::pin!(async {
-        send.ready().await?;
-        send.send_request(request).await
-    });
-    let mut open = true;
-    let result = poll_fn(|cx| {
-        if let Poll::Ready(result) = response.as_mut().poll(cx) {
-            return Poll::Ready(result);
-        }
-        // The connection ending (closed, or broken) fails the response future next.
-        if open && connection.as_mut().poll(cx).is_ready() {
-            open = false;
-            cx.waker().wake_by_ref();
-        }
-        Poll::Pending
-    })
-    .await;
-    result.map_err(|error| {
+/// Why an exchange failed; `Unsent` gives the request back (hyper had not written it).
+enum Failed {
+    Unsent(Box<Request<OutboundBody>>, hyper::Error),
+    Sent(hyper::Error),
+}
+
+impl From<Failed> for ProxyError {
+    fn from(failed: Failed) -> Self {
+        let error = match failed {
+            Failed::Unsent(_, error) | Failed::Sent(error) => error,
+        };
         if CallerBody::caused(&error) {
             ProxyError::RequestBody(Box::new(error))
         } else {
             ProxyError::UpstreamProtocol(Box::new(error))
         }
+    }
+}
+
+/// Sends the request on `upstream` and drives the connection until the response head.
+async fn exchange(
+    upstream: &mut Idle,
+    request: Request<OutboundBody>,
+) -> Result<Response<Incoming>, Failed> {
+    let Idle {
+        send, connection, ..
+    } = upstream;
+    let mut open = true;
+    if let Err(error) = drive(connection, &mut open, send.ready()).await {
+        return Err(Failed::Unsent(Box::new(request), error));
+    }
+    match drive(connection, &mut open, send.try_send_request(request)).await {
+        Ok(response) => Ok(response),
+        Err(mut error) => match error.take_message() {
+            Some(request) => Err(Failed::Unsent(Box::new(request), error.into_error())),
+            None => Err(Failed::Sent(error.into_error())),
+        },
+    }
+}
+
+/// Awaits `future` while polling `connection`, which does the reading and writing; a
+/// connection that ends (closed, or broken) makes `future` fail on its next poll.
+async fn drive<F: Future>(
+    connection: &mut Pin<Box<Connection>>,
+    open: &mut bool,
+    future: F,
+) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    poll_fn(|cx| {
+        if let Poll::Ready(output) = future.as_mut().poll(cx) {
+            return Poll::Ready(output);
+        }
+        if *open && connection.as_mut().poll(cx).is_ready() {
+            *open = false;
+            cx.waker().wake_by_ref();
+        }
+        Poll::Pending
     })
+    .await
 }
 
 /// An upstream response body read on the downstream connection's task; it drives the
