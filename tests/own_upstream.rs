@@ -259,7 +259,7 @@ async fn h2_callers_share_the_pool() {
 }
 
 #[tokio::test]
-async fn a_caller_alternating_between_sources_keeps_a_connection_to_each() {
+async fn a_caller_alternating_between_sources_keeps_one_own_and_shares_the_pool() {
     let (a, b) = (Upstream::recording().await, Upstream::recording().await);
     let yaml = format!(
         "sources:\n  a:\n    upstream: {}\n    auth_type: none\n  b:\n    upstream: {}\n    auth_type: none\n",
@@ -274,5 +274,6 @@ async fn a_caller_alternating_between_sources_keeps_a_connection_to_each() {
         assert_eq!(answer.status, 200);
     }
     assert_eq!((a.requests().len(), b.requests().len()), (5, 5));
+    // `a` on the connection's own (it came first), `b` on the pool: one each, kept.
     assert_eq!((a.connections(), b.connections()), (1, 1));
 }

@@ -7,15 +7,18 @@
 //! it from the request's future and then from the response body, so a request and its
 //! response never leave the task they arrived on.
 //!
-//! HTTP/1 serves one request at a time, so the connection's slots are never contended: a
-//! connection is taken when a request starts and given back when its response body has
-//! ended. A response dropped before its end takes the upstream connection with it, since
-//! the connection's state is then unknown. A caller that alternates between sources keeps
-//! one idle connection for each of its last few upstreams.
+//! HTTP/1 serves one request at a time, so the connection's slot is never contended: the
+//! upstream connection is taken when a request starts and given back when its response
+//! body has ended. A response dropped before its end takes the upstream connection with
+//! it, since the connection's state is then unknown.
+//!
+//! A caller's connection is bound to the first upstream it uses; requests to others go
+//! through the pool. So a proxied connection holds at most one upstream connection of its
+//! own, and the descriptor budget (two per connection, see `cli::serve`) still holds.
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -33,14 +36,13 @@ use crate::transport::{CallerBody, ClientSettings, OutboundBody};
 
 type Connection = http1::Connection<TokioIo<TcpStream>, OutboundBody>;
 
-/// How many idle upstream connections one downstream connection keeps.
-const IDLE_PER_CONNECTION: usize = 4;
-
-/// A downstream connection's upstream connections, while no request uses them.
+/// A downstream connection's own upstream connection.
 #[derive(Debug, Default)]
 pub struct LocalUpstream {
-    /// Most recently used last.
-    idle: Mutex<Vec<Idle>>,
+    /// The upstream this connection's requests go to on their own connection.
+    bound: OnceLock<Authority>,
+    /// Its connection, while no request uses it.
+    idle: Mutex<Option<Idle>>,
 }
 
 struct Idle {
@@ -58,10 +60,14 @@ impl std::fmt::Debug for Idle {
 }
 
 impl LocalUpstream {
-    /// Whether `uri` can go this way: plain `http://` (TLS upstreams and HTTP/2 by ALPN
-    /// stay with the pool).
-    pub fn serves(uri: &Uri) -> bool {
-        uri.scheme_str() == Some("http") && uri.authority().is_some()
+    /// Whether a request to `uri` goes this way: plain `http://` (TLS upstreams and
+    /// HTTP/2 by ALPN stay with the pool), to the upstream this connection is bound to, or
+    /// to any while it is bound to none.
+    pub fn takes(&self, uri: &Uri) -> bool {
+        let Some(authority) = uri.authority() else {
+            return false;
+        };
+        uri.scheme_str() == Some("http") && self.bound.get().is_none_or(|bound| bound == authority)
     }
 
     /// Sends `request` (absolute URI, `http://`) and waits for the response head; the
@@ -74,6 +80,7 @@ impl LocalUpstream {
         let Some(authority) = request.uri().authority().cloned() else {
             return Err(ProxyError::BadRequest("the upstream URI has no host"));
         };
+        let _ = self.bound.set(authority.clone());
         // Origin form on the wire, and the Host the pooled client would have set.
         let path = request
             .uri()
@@ -116,11 +123,12 @@ impl LocalUpstream {
 
     /// The idle connection to `authority`, if it is still open.
     async fn take(&self, authority: &Authority) -> Option<Idle> {
-        let mut idle = {
-            let mut idle = self.idle.lock().ok()?;
-            let at = idle.iter().position(|i| i.authority == *authority)?;
-            idle.remove(at)
-        };
+        let mut idle = self
+            .idle
+            .lock()
+            .ok()?
+            .take()
+            .filter(|idle| idle.authority == *authority)?;
         // One poll: a connection the upstream closed while idle has seen its EOF by now.
         let alive = poll_fn(|cx| {
             Poll::Ready(idle.connection.as_mut().poll(cx).is_pending() && !idle.send.is_closed())
@@ -131,10 +139,7 @@ impl LocalUpstream {
 
     fn give_back(&self, connection: Idle) {
         if let Ok(mut idle) = self.idle.lock() {
-            if idle.len() == IDLE_PER_CONNECTION {
-                idle.remove(0);
-            }
-            idle.push(connection);
+            *idle = Some(connection);
         }
     }
 }

@@ -336,7 +336,7 @@ impl Proxy {
     ) -> Result<Response<UpstreamBody>, ProxyError> {
         let sent = Instant::now();
         let result = match own {
-            Some(own) if LocalUpstream::serves(request.uri()) => {
+            Some(own) if own.takes(request.uri()) => {
                 let settings = self.client.settings();
                 own.send(request, &settings)
                     .await
