@@ -35,10 +35,11 @@ pub enum ProxyError {
     MethodNotAllowed,
     #[error("upstream unreachable")]
     UpstreamUnreachable(#[source] hyper_util::client::legacy::Error),
-    /// A connection of the downstream connection's own ([`super::local`]) failed to open.
+    /// The caller connection's own upstream connection ([`super::local`]) could not be
+    /// opened.
     #[error("could not connect to the upstream")]
     UpstreamConnect(#[source] Box<dyn std::error::Error + Send + Sync>),
-    /// It broke, or the upstream sent no valid response.
+    /// That connection broke, or the upstream sent no valid response on it.
     #[error("upstream connection failed")]
     UpstreamProtocol(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("no response headers from the upstream within the timeout")]
