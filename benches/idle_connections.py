@@ -7,6 +7,7 @@ serves itself, so the request is really proxied and the upstream pool is used), 
 response and leaves the connection open and idle; then reads the RSS again.
 
   cargo build --release && python3 benches/idle_connections.py [--connections 10000]
+      [--upstream-per-caller]
 
 credproxy closes a kept-alive connection after --header-read-timeout of idleness, so the
 proxy is started with 120 s and the reading is taken well within that.
@@ -58,6 +59,8 @@ def free_port():
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--connections", type=int, default=10_000)
+    parser.add_argument("--upstream-per-caller", action="store_true",
+                        help="start credproxy with --upstream-per-caller")
     args = parser.parse_args()
     if not os.path.exists(BINARY):
         sys.exit("build first: cargo build --release")
@@ -78,7 +81,8 @@ def main():
         proxy = subprocess.Popen(
             [BINARY, "--config", config, "--listen", f"127.0.0.1:{port}", "--admin-listen",
              f"127.0.0.1:{admin}", "--no-watch", "--header-read-timeout", "120s",
-             "--max-connections", str(want)],
+             "--max-connections", str(want)]
+            + (["--upstream-per-caller"] if args.upstream_per_caller else []),
             env=dict(os.environ, RUST_LOG="warn"), start_new_session=True)
         try:
             deadline = time.monotonic() + 30

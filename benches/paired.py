@@ -10,6 +10,7 @@ express in one run:
   log      the access log on (info, json, to a file)  vs  off (warn)
   build    this build                                  vs  $CREDPROXY_BASELINE, another
                                                            credproxy binary (before/after)
+  per-caller  --upstream-per-caller                    vs  the shared upstream pool
 
 Method, as in the harness: wrk (1 thread, keep-alive) and the upstream nginx pinned to
 CPU 0, each proxy pinned to CPU 1; both proxies run all the time and are measured
@@ -130,17 +131,21 @@ def sources_yaml(kind, upstream, padding):
 
 
 EXPERIMENTS = {
-    # name: [(label, auth kind, padding sources, access log)] — the first is the reference.
-    "oauth2": [("bearer", "bearer", 0, False), ("oauth2", "oauth2", 0, False)],
-    "sources": [("10 sources", "http_basic", 9, False),
-                ("100k sources", "http_basic", 99_999, False)],
-    "log": [("log off", "http_basic", 0, False), ("log on", "http_basic", 0, True)],
-    "build": [("baseline", "http_basic", 0, False), ("this build", "http_basic", 0, False)],
+    # name: [(label, auth kind, padding sources, access log, extra arguments)] — the first
+    # is the reference.
+    "oauth2": [("bearer", "bearer", 0, False, []), ("oauth2", "oauth2", 0, False, [])],
+    "sources": [("10 sources", "http_basic", 9, False, []),
+                ("100k sources", "http_basic", 99_999, False, [])],
+    "log": [("log off", "http_basic", 0, False, []), ("log on", "http_basic", 0, True, [])],
+    "build": [("baseline", "http_basic", 0, False, []),
+              ("this build", "http_basic", 0, False, [])],
+    "per-caller": [("pooled", "http_basic", 0, False, []),
+                   ("per caller", "http_basic", 0, False, ["--upstream-per-caller"])],
 }
 
 
 class Proxy:
-    def __init__(self, label, kind, padding, log, upstream, scratch, cpu):
+    def __init__(self, label, kind, padding, log, args, upstream, scratch, cpu):
         self.label = label
         self.port = free_port()
         self.admin = free_port()
@@ -158,7 +163,7 @@ class Proxy:
         self.process = subprocess.Popen(
             ["taskset", "-c", str(cpu), binary, "--config", config, "--listen",
              f"127.0.0.1:{self.port}", "--admin-listen", f"127.0.0.1:{self.admin}", "--no-watch",
-             "--log-format", "json"],
+             "--log-format", "json", *args],
             env=env, start_new_session=True, stderr=self.log)
         self.url = f"http://127.0.0.1:{self.port}/bench/small"
         wait_until(lambda: status_of(f"http://127.0.0.1:{self.admin}/readyz") == 200,
@@ -228,8 +233,8 @@ def main():
     try:
         upstream = f"127.0.0.1:{upstream_port}"
         wait_until(lambda: status_of(f"http://{upstream}/token") == 200, "upstream nginx")
-        proxies = [Proxy(label, kind, padding, log, upstream, scratch, cpu=1)
-                   for label, kind, padding, log in EXPERIMENTS[args.experiment]]
+        proxies = [Proxy(label, kind, padding, log, extra, upstream, scratch, cpu=1)
+                   for label, kind, padding, log, extra in EXPERIMENTS[args.experiment]]
         for proxy in proxies:  # warm-up: pools, caches, the token
             run_wrk(proxy.url, args.connections, 1, script, cpu=0)
         rows = {proxy.label: [] for proxy in proxies}

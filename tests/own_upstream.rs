@@ -1,6 +1,6 @@
-//! An HTTP/1 downstream connection's own upstream connection (`proxy/local.rs`): reused
-//! while both sides keep it alive, replaced when either closes it or it breaks, and never
-//! handed to another request half-read.
+//! `--upstream-per-caller`: an HTTP/1 caller connection's own upstream connection
+//! (`proxy/local.rs`), reused while both sides keep it alive, replaced when either closes
+//! it or it breaks, and never handed to another request half-read.
 
 mod support;
 
@@ -15,6 +15,15 @@ use support::{within, InProcessProxy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+/// The proxy with `--upstream-per-caller`.
+async fn start(yaml: &str) -> InProcessProxy {
+    let options = support::Options {
+        upstream_per_caller: true,
+        ..Default::default()
+    };
+    InProcessProxy::start_with(yaml, options).await
+}
+
 fn config(upstream: &str) -> String {
     format!(
         "sources:\n  up:\n    upstream: {upstream}/v1\n    auth_type: bearer\n    bearer_token: up-token\n"
@@ -24,7 +33,7 @@ fn config(upstream: &str) -> String {
 #[tokio::test]
 async fn one_downstream_connection_keeps_one_upstream_connection() {
     let upstream = Upstream::recording().await;
-    let proxy = InProcessProxy::start(&config(&upstream.url())).await;
+    let proxy = start(&config(&upstream.url())).await;
     let client = client::http1(); // one pooled connection, reused
     for i in 0..20 {
         let answer = support::client::get(&client, &proxy.url(&format!("/up/items/{i}"))).await;
@@ -51,7 +60,7 @@ async fn one_downstream_connection_keeps_one_upstream_connection() {
 #[tokio::test]
 async fn pipelined_requests_are_answered_in_order() {
     let upstream = Upstream::recording().await;
-    let proxy = InProcessProxy::start(&config(&upstream.url())).await;
+    let proxy = start(&config(&upstream.url())).await;
     let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
     let two = "GET /up/first HTTP/1.1\r\nHost: p\r\n\r\nGET /up/second HTTP/1.1\r\nHost: p\r\n\r\n";
     stream.write_all(two.as_bytes()).await.expect("write");
@@ -73,7 +82,7 @@ async fn an_upstream_that_says_close_gets_a_new_connection_next_time() {
             .expect("response")
     })
     .await;
-    let proxy = InProcessProxy::start(&config(&upstream.url())).await;
+    let proxy = start(&config(&upstream.url())).await;
     let client = client::http1();
     for _ in 0..3 {
         let answer = support::client::get(&client, &proxy.url("/up/x")).await;
@@ -138,7 +147,7 @@ async fn a_connection_the_upstream_closed_while_idle_is_replaced() {
         )
     })
     .await;
-    let proxy = InProcessProxy::start(&config(&format!("http://{}", upstream.addr))).await;
+    let proxy = start(&config(&format!("http://{}", upstream.addr))).await;
     let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
     for n in 0..3 {
         stream
@@ -166,7 +175,7 @@ async fn an_upstream_that_breaks_mid_body_takes_only_that_response_with_it() {
         ),
     })
     .await;
-    let proxy = InProcessProxy::start(&config(&format!("http://{}", upstream.addr))).await;
+    let proxy = start(&config(&format!("http://{}", upstream.addr))).await;
     let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
     stream
         .write_all(b"GET /up/x HTTP/1.1\r\nHost: p\r\n\r\n")
@@ -205,7 +214,7 @@ async fn a_response_dropped_half_read_does_not_hand_its_connection_on() {
         http::Response::new(full(body))
     })
     .await;
-    let proxy = InProcessProxy::start(&config(&upstream.url())).await;
+    let proxy = start(&config(&upstream.url())).await;
     let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
     stream
         .write_all(b"GET /up/big HTTP/1.1\r\nHost: p\r\n\r\n")
@@ -227,7 +236,7 @@ async fn a_response_dropped_half_read_does_not_hand_its_connection_on() {
 #[tokio::test]
 async fn a_client_that_says_close_is_answered_and_closed() {
     let upstream = Upstream::recording().await;
-    let proxy = InProcessProxy::start(&config(&upstream.url())).await;
+    let proxy = start(&config(&upstream.url())).await;
     let mut stream = TcpStream::connect(proxy.addr).await.expect("connect");
     stream
         .write_all(b"GET /up/x HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n")
@@ -246,7 +255,7 @@ async fn a_client_that_says_close_is_answered_and_closed() {
 #[tokio::test]
 async fn h2_callers_share_the_pool() {
     let upstream = Upstream::recording().await;
-    let proxy = InProcessProxy::start(&config(&upstream.url())).await;
+    let proxy = start(&config(&upstream.url())).await;
     let h2 = client::h2c();
     for i in 0..8 {
         let request = Request::get(proxy.url(&format!("/up/{i}")))
@@ -266,7 +275,7 @@ async fn a_caller_alternating_between_sources_keeps_one_own_and_shares_the_pool(
         a.url(),
         b.url()
     );
-    let proxy = InProcessProxy::start(&yaml).await;
+    let proxy = start(&yaml).await;
     let client = client::http1();
     for i in 0..10 {
         let source = if i % 2 == 0 { "a" } else { "b" };
@@ -276,4 +285,26 @@ async fn a_caller_alternating_between_sources_keeps_one_own_and_shares_the_pool(
     assert_eq!((a.requests().len(), b.requests().len()), (5, 5));
     // `a` on the connection's own (it came first), `b` on the pool: one each, kept.
     assert_eq!((a.connections(), b.connections()), (1, 1));
+}
+
+#[tokio::test]
+async fn by_default_caller_connections_share_the_pool() {
+    let upstream = Upstream::recording().await;
+    let pooled = InProcessProxy::start(&config(&upstream.url())).await;
+    for _ in 0..3 {
+        let answer = support::client::get(&client::http1(), &pooled.url("/up/x")).await;
+        assert_eq!(answer.status, 200);
+    }
+    assert_eq!(
+        upstream.connections(),
+        1,
+        "three callers, one pooled connection"
+    );
+
+    let upstream = Upstream::recording().await;
+    let own = start(&config(&upstream.url())).await;
+    for _ in 0..3 {
+        support::client::get(&client::http1(), &own.url("/up/x")).await;
+    }
+    assert_eq!(upstream.connections(), 3, "one per caller connection");
 }

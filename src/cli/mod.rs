@@ -111,6 +111,12 @@ pub struct ServeArgs {
     /// share. Keep it well under the memory limit.
     #[arg(long, env = "CREDPROXY_BODY_BUFFER_BYTES", default_value_t = BufferedBodies::DEFAULT_BYTES)]
     pub body_buffer_bytes: u64,
+    /// Give each caller's HTTP/1 connection an upstream connection of its own (to the
+    /// first plain-http upstream it uses), driven in the caller's connection task: less
+    /// CPU per request than the shared pool, one upstream connection per caller
+    /// connection. For sidecars and other set-ups with few caller connections.
+    #[arg(long, env = "CREDPROXY_UPSTREAM_PER_CALLER")]
+    pub upstream_per_caller: bool,
     /// How long in-flight requests may finish after SIGTERM/SIGINT.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "25s")]
     pub shutdown_grace: Duration,

@@ -149,7 +149,8 @@ async fn run_servers(args: ServeArgs, snapshot: live::Snapshot, keys: MasterKeys
     let shutdown = CancellationToken::new();
     let proxy = Arc::new(
         Proxy::new(Arc::clone(&store), client, token_settings)
-            .with_body_buffer(args.body_buffer_bytes),
+            .with_body_buffer(args.body_buffer_bytes)
+            .with_upstream_per_caller(args.upstream_per_caller),
     );
     let exporter = Exporter::new(Arc::clone(&store), proxy.metrics(), Some(reloader));
     let proxy = tokio::spawn(server::serve(

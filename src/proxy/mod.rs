@@ -150,6 +150,8 @@ pub struct Proxy {
     tokens: TokenClient,
     /// The budget for bodies read whole (to sign them, or to send them again).
     bodies: BufferedBodies,
+    /// HTTP/1 callers' connections get upstream connections of their own ([`local`]).
+    upstream_per_caller: bool,
     metrics: Arc<ProxyMetrics>,
 }
 
@@ -181,8 +183,17 @@ impl Proxy {
             client,
             tokens,
             bodies,
+            upstream_per_caller: false,
             metrics: Arc::default(),
         }
+    }
+
+    /// Sends HTTP/1 callers' requests to plain-http upstreams on connections of their
+    /// own ([`local`]) instead of the shared pool: less CPU per request, one upstream
+    /// connection (and its buffers) per caller connection.
+    pub fn with_upstream_per_caller(mut self, on: bool) -> Self {
+        self.upstream_per_caller = on;
+        self
     }
 
     /// Sets the budget for bodies held in memory (default
@@ -259,7 +270,10 @@ impl Proxy {
         exchange: &mut Exchange,
     ) -> Result<Response<UpstreamBody>, ProxyError> {
         let local_addr = inbound.local_addr;
-        let own = inbound.upstream.as_ref();
+        let own = inbound
+            .upstream
+            .as_ref()
+            .filter(|_| self.upstream_per_caller);
         // One snapshot for the caller check and the route; the guard is gone before any await.
         let routed = match route_request(&self.store.load(), &request, local_addr) {
             // A JWT naming a key its issuer may have added since the last fetch: fetch

@@ -33,6 +33,8 @@ pub struct Options {
     /// Trust exactly these roots for https upstreams (the public roots if `None`).
     pub roots: Option<rustls::RootCertStore>,
     pub server: ServerSettings,
+    /// `--upstream-per-caller`.
+    pub upstream_per_caller: bool,
 }
 
 /// The proxy server running inside the test's runtime.
@@ -87,6 +89,7 @@ impl InProcessProxy {
             tokens,
             roots,
             server: server_settings,
+            upstream_per_caller,
         } = options;
         let store = Arc::new(Store::new(snapshot));
         let client = match roots {
@@ -97,7 +100,8 @@ impl InProcessProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let addr = listener.local_addr().expect("proxy addr");
         let shutdown = CancellationToken::new();
-        let proxy = Proxy::new(Arc::clone(&store), client, tokens);
+        let proxy = Proxy::new(Arc::clone(&store), client, tokens)
+            .with_upstream_per_caller(upstream_per_caller);
         let metrics = proxy.metrics();
         tokio::spawn(server::serve(
             listener,
