@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use credproxy::secret::MasterKeys;
-use http::{Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -20,7 +19,7 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use support::client::{self, get};
 use support::provider::Provider;
 use support::token_endpoint::TokenEndpoint;
-use support::upstream::{full, Upstream};
+use support::upstream::Upstream;
 use support::{eventually, InProcessProxy};
 
 /// The provider in identity mode, and the directory of its keys and certificates.
@@ -132,26 +131,6 @@ impl Idp {
         std::fs::write(&temp, assertion["assertion"].as_str().expect("assertion")).expect("write");
         std::fs::rename(&temp, path).expect("rename");
     }
-}
-
-/// An upstream that answers 401 to the tokens in `revoked`, 200 (with the token) otherwise.
-async fn upstream_refusing(revoked: Arc<Mutex<HashSet<String>>>) -> Upstream {
-    Upstream::with_handler(move |request| {
-        let revoked = Arc::clone(&revoked);
-        async move {
-            let auth = request
-                .headers()
-                .get("authorization")
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-                .unwrap_or_default();
-            let mut response = Response::new(full(auth.clone()));
-            if revoked.lock().expect("revoked").contains(&auth) {
-                *response.status_mut() = StatusCode::UNAUTHORIZED;
-            }
-            response
-        }
-    })
-    .await
 }
 
 const SCOPE: &str = "    oauth2_scopes: [api.read]\n";
@@ -305,7 +284,7 @@ async fn a_wrong_key_or_certificate_is_a_502_naming_the_refusal() {
 async fn a_rotated_assertion_file_is_used_for_the_next_token_request_and_keeps_the_cache() {
     let Some(idp) = Idp::start() else { return };
     let revoked = Arc::new(Mutex::new(HashSet::new()));
-    let upstream = upstream_refusing(Arc::clone(&revoked)).await;
+    let upstream = Upstream::refusing(Arc::clone(&revoked)).await;
     let config_dir = tempfile::tempdir().expect("tempdir");
     let assertion = config_dir.path().join("token");
     idp.write_assertion("client", &assertion).await;
@@ -334,7 +313,12 @@ async fn a_rotated_assertion_file_is_used_for_the_next_token_request_and_keeps_t
     assert_eq!(idp.issued("credproxy-assertion").await, 1);
 
     // The next token request sends the new assertion: the provider refuses a reused one.
-    revoked.lock().expect("revoked").insert(first.text());
+    let token = first.text();
+    let token = token.split('|').next().unwrap_or_default();
+    revoked
+        .lock()
+        .expect("revoked")
+        .insert(token.trim_start_matches("Bearer ").to_owned());
     let refreshed = get(&http, &proxy.url("/s/3")).await;
     assert_eq!(refreshed.status, 200, "{}", refreshed.text());
     assert_ne!(refreshed.text(), first.text());

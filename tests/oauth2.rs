@@ -9,42 +9,12 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http::{Request, StatusCode};
+use http_body_util::Full;
 use support::client::{self, get, send};
 use support::token_endpoint::{Behaviour, TokenEndpoint};
-use support::upstream::{full, Upstream};
+use support::upstream::Upstream;
 use support::InProcessProxy;
-
-/// An upstream that answers 401 to any token in `revoked`, and 200 otherwise.
-async fn upstream_refusing(revoked: Arc<Mutex<HashSet<String>>>) -> Upstream {
-    Upstream::with_handler(move |request| {
-        let revoked = Arc::clone(&revoked);
-        async move {
-            let auth = request
-                .headers()
-                .get("authorization")
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-                .unwrap_or_default();
-            let body = request
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            let token = auth.trim_start_matches("Bearer ").to_owned();
-            let status = if revoked.lock().expect("revoked").contains(&token) {
-                StatusCode::UNAUTHORIZED
-            } else {
-                StatusCode::OK
-            };
-            let mut response = Response::new(full(format!("{auth}|{}", body.len())));
-            *response.status_mut() = status;
-            response
-        }
-    })
-    .await
-}
 
 fn oauth2_source(id: &str, upstream: &str, token_url: &str, extra: &str) -> String {
     format!(
@@ -70,7 +40,7 @@ async fn setup(
 ) {
     let idp = TokenEndpoint::start().await;
     let revoked = Arc::new(Mutex::new(HashSet::new()));
-    let upstream = upstream_refusing(Arc::clone(&revoked)).await;
+    let upstream = Upstream::refusing(Arc::clone(&revoked)).await;
     let yaml = format!(
         "sources:\n{}{}",
         oauth2_source("cc", &upstream.url(), &idp.url(), extra),

@@ -183,32 +183,34 @@ fn write_pair(dir: &Path, (cert, key): (String, String)) {
     std::fs::write(dir.join("tls.key"), key).expect("write");
 }
 
+/// The binary with a TLS listener whose certificate `ca` signed (in the returned
+/// directory, as `tls.crt` and `tls.key`), in front of `upstream` as source `s`.
+fn tls_listener(upstream: &Upstream, ca: &Ca, extra: &[&str]) -> (tempfile::TempDir, BinaryProxy) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_pair(dir.path(), ca.leaf(&["localhost"]));
+    let path = dir.path().join("sources.yaml");
+    let yaml = format!(
+        "sources:\n  s:\n    upstream: {}\n    auth_type: bearer\n    bearer_token: t\n",
+        upstream.url()
+    );
+    std::fs::write(&path, yaml).expect("write");
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    let mut args = vec![
+        "--tls-cert",
+        cert.to_str().expect("path"),
+        "--tls-key",
+        key.to_str().expect("path"),
+    ];
+    args.extend_from_slice(extra);
+    let proxy = BinaryProxy::start(&path, "info", &args);
+    (dir, proxy)
+}
+
 #[tokio::test]
 async fn tls_listener_serves_h1_and_h2_and_reloads_its_certificate_on_sighup() {
     let upstream = Upstream::recording().await;
-    let dir = tempfile::tempdir().expect("tempdir");
     let first = Ca::new("first");
-    write_pair(dir.path(), first.leaf(&["localhost"]));
-    let path = dir.path().join("sources.yaml");
-    std::fs::write(
-        &path,
-        format!(
-            "sources:\n  s:\n    upstream: {}\n    auth_type: bearer\n    bearer_token: t\n",
-            upstream.url()
-        ),
-    )
-    .expect("write");
-    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
-    let proxy = BinaryProxy::start(
-        &path,
-        "info",
-        &[
-            "--tls-cert",
-            cert.to_str().expect("path"),
-            "--tls-key",
-            key.to_str().expect("path"),
-        ],
-    );
+    let (dir, proxy) = tls_listener(&upstream, &first, &[]);
     let url = format!("https://localhost:{}/s/x", proxy.addr.port());
     let (status, version) = https_get(first.roots(), &url).await.expect("https");
     assert_eq!((status, version), (200, http::Version::HTTP_2));
@@ -239,31 +241,8 @@ async fn tls_listener_serves_h1_and_h2_and_reloads_its_certificate_on_sighup() {
 #[tokio::test]
 async fn a_tls_connection_that_goes_silent_after_its_handshake_is_closed() {
     let upstream = Upstream::recording().await;
-    let dir = tempfile::tempdir().expect("tempdir");
     let ca = Ca::new("silent");
-    write_pair(dir.path(), ca.leaf(&["localhost"]));
-    let path = dir.path().join("sources.yaml");
-    std::fs::write(
-        &path,
-        format!(
-            "sources:\n  s:\n    upstream: {}\n    auth_type: bearer\n    bearer_token: t\n",
-            upstream.url()
-        ),
-    )
-    .expect("write");
-    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
-    let proxy = BinaryProxy::start(
-        &path,
-        "info",
-        &[
-            "--tls-cert",
-            cert.to_str().expect("path"),
-            "--tls-key",
-            key.to_str().expect("path"),
-            "--header-read-timeout",
-            "500ms",
-        ],
-    );
+    let (_dir, proxy) = tls_listener(&upstream, &ca, &["--header-read-timeout", "500ms"]);
     let config = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .expect("versions")

@@ -124,31 +124,18 @@ impl<H: Handler> Accepted<H> {
             idle_timeout: self.settings.idle_timeout,
             linger: self.settings.header_read_timeout,
         };
+        let driving = Driving {
+            activity: &activity,
+            protocol,
+            limits,
+            shutdown: &self.shutdown,
+            peer,
+        };
         match protocol {
             Protocol::Http1 => {
-                let connection = self.builders.http1.serve_connection(io, service);
-                drive(
-                    connection,
-                    &activity,
-                    protocol,
-                    limits,
-                    &self.shutdown,
-                    peer,
-                )
-                .await;
+                drive(self.builders.http1.serve_connection(io, service), driving).await
             }
-            Protocol::H2 => {
-                let connection = self.builders.http2.serve_connection(io, service);
-                drive(
-                    connection,
-                    &activity,
-                    protocol,
-                    limits,
-                    &self.shutdown,
-                    peer,
-                )
-                .await;
-            }
+            Protocol::H2 => drive(self.builders.http2.serve_connection(io, service), driving).await,
         }
         drop(self.slot);
     }
@@ -184,20 +171,31 @@ struct Limits {
     linger: Duration,
 }
 
+/// What [`drive`] watches besides the connection itself.
+#[derive(Clone, Copy)]
+struct Driving<'a> {
+    activity: &'a Activity,
+    protocol: Protocol,
+    limits: Limits,
+    shutdown: &'a CancellationToken,
+    peer: SocketAddr,
+}
+
 /// Runs `connection` to its end: dropped if no request head arrives by the deadline;
 /// for h2, closed with GOAWAY after the idle timeout with no open stream; closed
 /// gracefully on shutdown.
-async fn drive<C>(
-    connection: C,
-    activity: &Activity,
-    protocol: Protocol,
-    limits: Limits,
-    shutdown: &CancellationToken,
-    peer: SocketAddr,
-) where
+async fn drive<C>(connection: C, driving: Driving<'_>)
+where
     C: GracefulConnection,
     C::Error: std::fmt::Display,
 {
+    let Driving {
+        activity,
+        protocol,
+        limits,
+        shutdown,
+        peer,
+    } = driving;
     let mut connection = pin!(connection);
     // For h2 the idle timeout may come first (it is short in tests, long in production).
     let mut check_at = Some(match protocol {

@@ -1,5 +1,6 @@
 //! A fake upstream that records what it received and answers as the test says.
 
+use std::collections::HashSet;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -81,6 +82,36 @@ impl Upstream {
             None,
             Some(Arc::new(move |r| Box::pin(handler(r)) as HandlerFuture)),
         )
+        .await
+    }
+
+    /// An API that refuses revoked tokens: 401 when the bearer token is in `revoked`,
+    /// else 200; the body is `{Authorization}|{request body length}`, so a test sees which
+    /// token (and how much body) each attempt carried.
+    pub async fn refusing(revoked: Arc<Mutex<HashSet<String>>>) -> Self {
+        Self::with_handler(move |request| {
+            let revoked = Arc::clone(&revoked);
+            async move {
+                let auth = request
+                    .headers()
+                    .get("authorization")
+                    .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                    .unwrap_or_default();
+                let body = request
+                    .into_body()
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                let token = auth.trim_start_matches("Bearer ");
+                let refused = revoked.lock().expect("revoked").contains(token);
+                let mut response = Response::new(full(format!("{auth}|{}", body.len())));
+                if refused {
+                    *response.status_mut() = http::StatusCode::UNAUTHORIZED;
+                }
+                response
+            }
+        })
         .await
     }
 
