@@ -270,7 +270,9 @@ impl Handler for Proxy {
         let inbound = Inbound {
             local_addr: connection.local_addr,
             framing_conflict: connection.framing_conflict(),
-            upstream: connection.http1.then(|| Arc::clone(upstream)),
+            // Taken only when it will be used: no reference count to bump otherwise.
+            upstream: (connection.http1 && self.upstream_per_caller())
+                .then(|| Arc::clone(upstream)),
         };
         Proxy::handle(self, request, inbound)
     }

@@ -71,8 +71,8 @@ enum Algorithm {
     Es256,
 }
 
-/// A compact JWS taken apart, not yet verified.
-#[derive(Debug)]
+/// A compact JWS taken apart, not yet verified. It holds a bearer credential's parts, so
+/// its `Debug` shows only the algorithm and the key id.
 pub struct Unverified<'t> {
     algorithm: Algorithm,
     kid: Option<String>,
@@ -80,6 +80,15 @@ pub struct Unverified<'t> {
     signing_input: &'t str,
     payload: Vec<u8>,
     signature: Vec<u8>,
+}
+
+impl std::fmt::Debug for Unverified<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unverified")
+            .field("algorithm", &self.algorithm)
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Deserialize)]

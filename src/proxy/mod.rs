@@ -42,8 +42,8 @@ pub struct Inbound {
     /// `Transfer-Encoding`: the request is refused, since an upstream could frame it
     /// differently.
     pub framing_conflict: bool,
-    /// An HTTP/1 connection's own upstream connection (see [`local`]); `None` for h2,
-    /// whose streams share the pool.
+    /// An HTTP/1 connection's own upstream connection (see [`local`]), with
+    /// `--upstream-per-caller`; `None` otherwise and for h2, whose streams share the pool.
     pub upstream: Option<Arc<LocalUpstream>>,
 }
 
@@ -196,6 +196,12 @@ impl Proxy {
         self
     }
 
+    /// Whether callers' HTTP/1 connections bring their own upstream connection in
+    /// [`Inbound::upstream`].
+    pub fn upstream_per_caller(&self) -> bool {
+        self.upstream_per_caller
+    }
+
     /// Sets the budget for bodies held in memory (default
     /// [`BufferedBodies::DEFAULT_BYTES`]).
     pub fn with_body_buffer(mut self, bytes: u64) -> Self {
@@ -270,10 +276,7 @@ impl Proxy {
         exchange: &mut Exchange,
     ) -> Result<Response<UpstreamBody>, ProxyError> {
         let local_addr = inbound.local_addr;
-        let own = inbound
-            .upstream
-            .as_ref()
-            .filter(|_| self.upstream_per_caller);
+        let own = inbound.upstream.as_ref();
         // One snapshot for the caller check and the route; the guard is gone before any await.
         let routed = match route_request(&self.store.load(), &request, local_addr) {
             // A JWT naming a key its issuer may have added since the last fetch: fetch

@@ -63,6 +63,18 @@ fn an_unknown_kid_is_told_apart_from_a_bad_signature() {
 }
 
 #[test]
+fn debug_shows_no_part_of_the_token() {
+    let key = ec_key();
+    let token = token(&key, Some("one"));
+    let parsed = Unverified::parse(token.expose()).expect("parses");
+    let shown = format!("{parsed:?}");
+    for part in token.expose().split('.') {
+        assert!(!shown.contains(part), "{shown}");
+    }
+    assert!(shown.contains("Es256") && shown.contains("one"), "{shown}");
+}
+
+#[test]
 fn a_changed_payload_fails() {
     let key = ec_key();
     let keys = jwks(&set(&[(&key, "one")]));
