@@ -21,6 +21,8 @@ credential, so a proxy that fails to inject shows errors instead of looking fast
   python3 benches/paired.py oauth2 --rounds 8 --duration 4
   python3 benches/paired.py sources --rounds 8 --duration 4
   CREDPROXY_BINARY=/path/to/other/credproxy python3 benches/paired.py log
+  CREDPROXY_BASELINE=/path/to/before python3 benches/paired.py build \
+      --proxy-cpus 0,1 --proxy-args "--workers 2"     (two workers, sharing wrk's CPU)
 
 Needs nginx, wrk, taskset (compare.sh installs the first two) and a release build
 (`cargo build --release`); prints a table and writes target/bench/paired-<name>-<time>.json.
@@ -211,6 +213,10 @@ def main():
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--duration", type=int, default=4)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--proxy-cpus", default="1",
+                        help="taskset CPU list for both proxies (0,1 shares wrk's CPU)")
+    parser.add_argument("--proxy-args", default="",
+                        help="extra arguments for both proxies, e.g. '--workers 2'")
     args = parser.parse_args()
     for tool in ("nginx", "wrk", "taskset"):
         if not shutil.which(tool):
@@ -233,7 +239,8 @@ def main():
     try:
         upstream = f"127.0.0.1:{upstream_port}"
         wait_until(lambda: status_of(f"http://{upstream}/token") == 200, "upstream nginx")
-        proxies = [Proxy(label, kind, padding, log, extra, upstream, scratch, cpu=1)
+        proxies = [Proxy(label, kind, padding, log, extra + args.proxy_args.split(), upstream,
+                         scratch, cpu=args.proxy_cpus)
                    for label, kind, padding, log, extra in EXPERIMENTS[args.experiment]]
         for proxy in proxies:  # warm-up: pools, caches, the token
             run_wrk(proxy.url, args.connections, 1, script, cpu=0)
@@ -264,7 +271,8 @@ def main():
     ratio = lambda key: median(c[key] / r[key] for r, c in zip(rows[reference], rows[candidate]))
     summary = {
         "experiment": args.experiment, "rounds": args.rounds, "duration_s": args.duration,
-        "connections": args.connections,
+        "connections": args.connections, "proxy_cpus": args.proxy_cpus,
+        "proxy_args": args.proxy_args,
         "peers": {label: {key: median(r[key] for r in results)
                           for key in ("rps", "p50_us", "p99_us", "cpu_us_per_req",
                                       "user_us_per_req", "sys_us_per_req", "rss_mib")}

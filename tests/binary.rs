@@ -645,8 +645,8 @@ fn hash_token_hashes_stdin_or_makes_a_token() {
 
 #[tokio::test]
 async fn single_worker_runtime_serves_and_reloads() {
-    // --workers 1 runs the current-thread runtime: proxying, the file watcher and the
-    // blocking reload task must all still make progress on it.
+    // --workers 1 runs everything on the main thread's runtime: proxying, the admin
+    // listener, the file watcher and the blocking reload task must all make progress.
     let upstream = Upstream::recording().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let config = |token: &str| bearer_source(&upstream.url(), token);
@@ -663,6 +663,86 @@ async fn single_worker_runtime_serves_and_reloads() {
     assert_eq!(get(&http, &proxy.url("/s/2")).await.status, 200);
     let tokens = authorizations(&upstream);
     assert_eq!(tokens, ["Bearer s3cr3t-first", "Bearer s3cr3t-second"]);
+}
+
+#[tokio::test]
+async fn every_worker_serves_its_listener_counts_into_one_registry_and_drains_on_sigterm() {
+    const WORKERS: usize = 4;
+    const HELD: usize = 16;
+    let (entered_tx, mut entered) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let (release_tx, release) = tokio::sync::watch::channel(false);
+    let upstream = Upstream::with_handler(move |request: http::Request<_>| {
+        let (entered_tx, mut release) = (entered_tx.clone(), release.clone());
+        let held = request.uri().path().starts_with("/held");
+        async move {
+            if held {
+                let _ = entered_tx.send(());
+                let _ = release.wait_for(|go| *go).await;
+            }
+            http::Response::new(support::upstream::full("done"))
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_config(dir.path(), &bearer_source(&upstream.url(), "s3cr3t-w"));
+    let workers = WORKERS.to_string();
+    let mut proxy = BinaryProxy::start(
+        &path,
+        "info",
+        &["--workers", &workers, "--shutdown-grace", "10s"],
+    );
+    // One listening socket per worker on the proxy port (state 0A is LISTEN).
+    let port = format!(":{:04X} ", proxy.addr.port());
+    let tcp = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    let listening = tcp
+        .lines()
+        .filter(|line| line.contains(&port) && line.split_whitespace().nth(3) == Some("0A"))
+        .count();
+    assert_eq!(listening, WORKERS, "{tcp}");
+
+    // Each request on a new connection: the kernel spreads them over the listeners, and a
+    // listener that no worker served would leave its connections hanging here.
+    for n in 0..HELD {
+        assert_eq!(
+            get(&client::http1(), &proxy.url(&format!("/s/{n}")))
+                .await
+                .status,
+            200
+        );
+    }
+    let metrics = get(
+        &client::http1(),
+        &format!("http://{}/metrics", proxy.admin_addr),
+    )
+    .await;
+    let line = format!("credproxy_requests_total{{source=\"s\",class=\"2xx\"}} {HELD}");
+    assert!(metrics.text().contains(&line), "{}", metrics.text());
+
+    let in_flight: Vec<_> = (0..HELD)
+        .map(|n| {
+            let url = proxy.url(&format!("/s/held/{n}"));
+            tokio::spawn(async move { get(&client::http1(), &url).await })
+        })
+        .collect();
+    for _ in 0..HELD {
+        support::within("every held request to reach the upstream", entered.recv()).await;
+    }
+    proxy.signal("TERM");
+    support::within("the shutdown log line", async {
+        while !proxy.output().contains("Shutting down") {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    release_tx.send(true).expect("release");
+    for request in in_flight {
+        let answer = support::within("an in-flight response", request)
+            .await
+            .expect("task");
+        assert_eq!(answer.status, 200);
+        assert_eq!(answer.text(), "done");
+    }
+    assert_eq!(proxy.wait(), Some(0));
 }
 
 /// A config with one bearer source `s` forwarding to `upstream`.
@@ -729,7 +809,16 @@ async fn the_connection_limit_holds_new_clients_until_a_slot_frees() {
     let proxy = BinaryProxy::start(
         &path,
         "credproxy=debug",
-        &["--max-connections", "2", "--header-read-timeout", "30s"],
+        // One worker: with more, each holds its share of the limit for the clients that
+        // the kernel hands its listener.
+        &[
+            "--workers",
+            "1",
+            "--max-connections",
+            "2",
+            "--header-read-timeout",
+            "30s",
+        ],
     );
     let at_limit = |output: &str| {
         output

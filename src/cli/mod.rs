@@ -2,6 +2,7 @@
 //! in [`serve`].
 
 mod serve;
+mod workers;
 
 use std::io::{IsTerminal as _, Read as _};
 use std::net::SocketAddr;
@@ -103,7 +104,9 @@ pub struct ServeArgs {
     /// An HTTP/2 connection with no open stream for this long is closed (GOAWAY).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
     pub idle_timeout: Duration,
-    /// Open client connections at most, per listener.
+    /// Open client connections at most, per listener; the proxy listener's are shared out
+    /// among the workers (a worker at its share leaves the clients that the kernel hands
+    /// its socket in the backlog, as nginx's `reuseport` does).
     #[arg(long, default_value_t = 10_000)]
     pub max_connections: usize,
     /// Bytes of request bodies held in memory at once, over all requests: bodies read
@@ -120,9 +123,9 @@ pub struct ServeArgs {
     /// How long in-flight requests may finish after SIGTERM/SIGINT.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "25s")]
     pub shutdown_grace: Duration,
-    /// Threads serving requests; 0 = one per CPU this process may use (its affinity and
-    /// cgroup quota). With one, credproxy runs a single-threaded runtime, which costs
-    /// less per request than a one-worker pool.
+    /// Threads serving requests, each with its own runtime, its own listener on the
+    /// proxy address (`SO_REUSEPORT` when there are several) and its own upstream pool;
+    /// 0 = one per CPU this process may use (its affinity and cgroup quota).
     #[arg(long, env = "CREDPROXY_WORKERS", default_value_t = 0)]
     pub workers: usize,
     /// Do not watch the config file for changes (SIGHUP still reloads).

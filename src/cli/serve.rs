@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use super::workers;
 use super::ServeArgs;
 use crate::admin::{Admin, Exporter};
 use crate::auth::token_client::TokenClientSettings;
@@ -42,7 +43,12 @@ pub(super) fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match runtime(args.workers) {
+    // The main thread's runtime serves the first worker's share of the proxy listener, the
+    // admin listener, the reloader and the signals; other workers have their own.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             tracing::error!(%error, "Cannot start the async runtime");
@@ -88,23 +94,6 @@ fn connection_limit(wanted: usize) -> usize {
     wanted
 }
 
-/// The async runtime: single-threaded for one worker (no work stealing to pay for),
-/// a work-stealing pool otherwise.
-fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
-    let workers = match workers {
-        0 => std::thread::available_parallelism().map_or(1, usize::from),
-        n => n,
-    };
-    let mut builder = if workers == 1 {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        let mut builder = tokio::runtime::Builder::new_multi_thread();
-        builder.worker_threads(workers);
-        builder
-    };
-    builder.enable_all().build()
-}
-
 async fn run_servers(args: ServeArgs, snapshot: live::Snapshot, keys: MasterKeys) -> ExitCode {
     tracing::info!(
         path = %args.config.path.display(),
@@ -125,11 +114,17 @@ async fn run_servers(args: ServeArgs, snapshot: live::Snapshot, keys: MasterKeys
             return ExitCode::FAILURE;
         }
     };
-    let (Some(client), Some(listener_tls)) = (upstream_client(&args), listener_tls(&args)) else {
+    let worker_count = workers::count(args.workers);
+    let (Some(clients), Some(listener_tls)) = (
+        (0..worker_count)
+            .map(|_| upstream_client(&args))
+            .collect::<Option<Vec<_>>>(),
+        listener_tls(&args),
+    ) else {
         return ExitCode::FAILURE;
     };
-    let (Some(proxy_listener), Some(admin_listener)) = (
-        bind(args.listen, "proxy").await,
+    let (Some(proxy_listeners), Some(admin_listener)) = (
+        bind_proxy(args.listen, worker_count),
         bind(args.admin_listen, "admin").await,
     ) else {
         return ExitCode::FAILURE;
@@ -139,7 +134,8 @@ async fn run_servers(args: ServeArgs, snapshot: live::Snapshot, keys: MasterKeys
         shutdown_grace: args.shutdown_grace,
         header_read_timeout: args.header_read_timeout,
         idle_timeout: args.idle_timeout,
-        max_connections: connection_limit(args.max_connections),
+        // The limit is shared out: each worker's listener holds its part.
+        max_connections: connection_limit(args.max_connections).div_ceil(worker_count),
         ..ServerSettings::default()
     };
     let token_settings = TokenClientSettings {
@@ -147,19 +143,36 @@ async fn run_servers(args: ServeArgs, snapshot: live::Snapshot, keys: MasterKeys
         default_lifetime: args.token_default_lifetime,
     };
     let shutdown = CancellationToken::new();
+    let mut clients = clients.into_iter();
+    let Some(first_client) = clients.next() else {
+        return ExitCode::FAILURE;
+    };
     let proxy = Arc::new(
-        Proxy::new(Arc::clone(&store), client, token_settings)
+        Proxy::new(Arc::clone(&store), first_client, token_settings)
             .with_body_buffer(args.body_buffer_bytes)
             .with_upstream_per_caller(args.upstream_per_caller),
     );
     let exporter = Exporter::new(Arc::clone(&store), proxy.metrics(), Some(reloader));
-    let proxy = tokio::spawn(server::serve(
-        proxy_listener,
-        proxy,
+    let proxies = std::iter::once(Arc::clone(&proxy))
+        .chain(clients.map(|client| Arc::new(proxy.with_pool(client))));
+    let shared = workers::Shared {
         settings,
-        shutdown.clone(),
-        listener_tls.clone(),
-    ));
+        shutdown: shutdown.clone(),
+        tls: listener_tls.clone(),
+    };
+    let proxy_addr = proxy_listeners.first().and_then(|l| l.local_addr().ok());
+    let proxy = match workers::start(proxy_listeners, proxies, shared) {
+        Ok(serving) => {
+            let listen = proxy_addr.unwrap_or(args.listen);
+            tracing::info!(listener = "proxy", %listen, workers = worker_count, "Listening");
+            tokio::spawn(serving.run())
+        }
+        Err(error) => {
+            tracing::error!(%error, "Cannot start the worker threads");
+            shutdown.cancel();
+            return ExitCode::FAILURE;
+        }
+    };
     let admin = tokio::spawn(server::serve(
         admin_listener,
         Arc::new(Admin::new(store, exporter)),
@@ -215,6 +228,17 @@ fn listener_tls(args: &ServeArgs) -> Option<Option<Arc<ListenerTls>>> {
         Ok(tls) => Some(Some(Arc::new(tls))),
         Err(error) => {
             tracing::error!(%error, "Cannot start: bad TLS certificate or key");
+            None
+        }
+    }
+}
+
+/// The proxy listener, one socket per worker (logged as listening once they serve).
+fn bind_proxy(addr: SocketAddr, workers: usize) -> Option<Vec<std::net::TcpListener>> {
+    match workers::bind(addr, workers) {
+        Ok(listeners) => Some(listeners),
+        Err(error) => {
+            tracing::error!(listener = "proxy", listen = %addr, %error, "Cannot bind");
             None
         }
     }

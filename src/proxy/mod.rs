@@ -188,6 +188,20 @@ impl Proxy {
         }
     }
 
+    /// The proxy for another worker thread: the same store, counters, token client and
+    /// body budget, with `client`'s upstream pool of its own, so that one worker's
+    /// requests never wait on connection tasks that another worker's thread runs.
+    pub fn with_pool(&self, client: UpstreamClient) -> Self {
+        Self {
+            store: Arc::clone(&self.store),
+            client,
+            tokens: self.tokens.clone(),
+            bodies: self.bodies.clone(),
+            upstream_per_caller: self.upstream_per_caller,
+            metrics: Arc::clone(&self.metrics),
+        }
+    }
+
     /// Sends HTTP/1 callers' requests to plain-http upstreams on connections of their
     /// own ([`local`]) instead of the shared pool: less CPU per request, one upstream
     /// connection (and its buffers) per caller connection.
