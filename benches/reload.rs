@@ -1,5 +1,6 @@
 //! Reload costs: loading a file of 10,000 sources into a live snapshot, and the time from a file write to the
-//! new snapshot being in effect with the real watcher (debounce included).
+//! new snapshot being in effect with the real watcher (debounce included). And what a file
+//! of 100,000 sources costs the admin status page: one page, and a filter over them all.
 //! `cargo bench --bench reload`.
 
 use std::fmt::Write as _;
@@ -47,6 +48,29 @@ fn load_10k(c: &mut Criterion) {
     group.finish();
 }
 
+fn status_page_100k(c: &mut Criterion) {
+    use credproxy::admin::status::{self, Query};
+    let yaml = sources(100_000, "secret");
+    let spec = config::load_bytes(
+        Path::new("bench.yaml"),
+        yaml.as_bytes(),
+        LoadOptions::default(),
+    )
+    .expect("loads");
+    let snapshot = live::build(spec, None);
+    let mut group = c.benchmark_group("status_page");
+    group.sample_size(20);
+    group.bench_function("100k_sources_first_page", |b| {
+        b.iter(|| status::render(&snapshot, None, &Query::default()))
+    });
+    // Every id and upstream is searched; few match.
+    let filter = Query::parse(Some("q=api99999"));
+    group.bench_function("100k_sources_filtered", |b| {
+        b.iter(|| status::render(&snapshot, None, &filter))
+    });
+    group.finish();
+}
+
 fn change_to_effect(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
@@ -86,5 +110,5 @@ fn change_to_effect(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, load_10k, change_to_effect);
+criterion_group!(benches, load_10k, status_page_100k, change_to_effect);
 criterion_main!(benches);

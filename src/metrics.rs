@@ -6,7 +6,7 @@
 //! (prometheus-client's own `Histogram` takes a mutex per observation; the histogram here
 //! is atomics too.)
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::time::Duration;
 
 use http::StatusCode;
@@ -21,6 +21,12 @@ impl StatusCounters {
     pub fn count(&self, status: StatusCode) {
         let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
         self.0[class].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Responses of one class, 1 to 5 (`class(2)`: the 2xx).
+    pub fn class(&self, class: u8) -> u64 {
+        let index = usize::from(class.clamp(1, 5)) - 1;
+        self.0[index].load(Ordering::Relaxed)
     }
 
     /// Classes seen so far: a series appears with its first request, so a file of many
@@ -38,8 +44,26 @@ impl StatusCounters {
 #[derive(Debug, Default)]
 pub struct SourceMetrics {
     pub requests: StatusCounters,
+    /// The status of the source's latest response (0: none yet), for the status page.
+    last_status: AtomicU16,
     /// Response headers dropped because they held one of the source's secrets.
     pub response_headers_dropped: AtomicU64,
+}
+
+impl SourceMetrics {
+    /// Counts a response to a request for the source.
+    pub fn answered(&self, status: StatusCode) {
+        self.requests.count(status);
+        self.last_status.store(status.as_u16(), Ordering::Relaxed);
+    }
+
+    /// The status of the latest response, once there was one.
+    pub fn last_status(&self) -> Option<u16> {
+        match self.last_status.load(Ordering::Relaxed) {
+            0 => None,
+            status => Some(status),
+        }
+    }
 }
 
 /// Request latency in fixed buckets (seconds).

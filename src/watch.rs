@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -54,7 +54,7 @@ pub enum ReloadOutcome {
     Rejected,
 }
 
-/// Reload counters, for the metrics endpoint.
+/// Reload counters, for the metrics endpoint, and the latest attempt, for the status page.
 #[derive(Debug, Default)]
 pub struct ReloadStats {
     pub applied: AtomicU64,
@@ -62,6 +62,44 @@ pub struct ReloadStats {
     pub rejected: AtomicU64,
     /// Unix seconds of the last applied reload (or of the initial load).
     pub last_success_unix: AtomicU64,
+    /// Written once per attempt, read by the admin listener: never on the request path.
+    last: Mutex<Option<LastReload>>,
+}
+
+/// The latest reload attempt.
+#[derive(Debug, Clone)]
+pub struct LastReload {
+    pub at_unix: u64,
+    pub outcome: ReloadOutcome,
+    /// Why it was rejected: the loader's problems, which name fields and files, never a
+    /// value.
+    pub problems: Option<String>,
+}
+
+impl ReloadStats {
+    pub fn last(&self) -> Option<LastReload> {
+        self.last.lock().ok()?.clone()
+    }
+
+    pub(crate) fn record(&self, outcome: ReloadOutcome, problems: Option<String>) {
+        let counter = match outcome {
+            ReloadOutcome::Applied(_) => &self.applied,
+            ReloadOutcome::Unchanged => &self.unchanged,
+            ReloadOutcome::Rejected => &self.rejected,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let at_unix = unix_now();
+        if let ReloadOutcome::Applied(_) = outcome {
+            self.last_success_unix.store(at_unix, Ordering::Relaxed);
+        }
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some(LastReload {
+                at_unix,
+                outcome,
+                problems,
+            });
+        }
+    }
 }
 
 /// Loads the config file again and swaps it into the store when it changed and is valid.
@@ -95,20 +133,21 @@ impl Reloader {
         let bytes = match files::read_capped(&self.path, MAX_CONFIG_BYTES) {
             Ok(bytes) => bytes,
             Err(error) => {
-                self.stats.rejected.fetch_add(1, Ordering::Relaxed);
                 if error.is_not_found() {
                     tracing::warn!(path = %self.path.display(), "Config file is gone; keeping the last good config until it is back");
                 } else {
                     tracing::error!(path = %self.path.display(), %error, "Cannot read the config file; keeping the last good config");
                 }
+                self.stats
+                    .record(ReloadOutcome::Rejected, Some(error.to_string()));
                 return ReloadOutcome::Rejected;
             }
         };
         if config::inputs_digest(&bytes, &current.meta.secret_files)
             == Some(current.meta.content_sha256)
         {
-            self.stats.unchanged.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(path = %self.path.display(), "Config unchanged");
+            self.stats.record(ReloadOutcome::Unchanged, None);
             return ReloadOutcome::Unchanged;
         }
         let options = LoadOptions {
@@ -120,16 +159,14 @@ impl Reloader {
                 let snapshot = live::build(spec, Some(&current));
                 let sources = snapshot.sources().len();
                 let generation = self.store.replace(snapshot);
-                self.stats.applied.fetch_add(1, Ordering::Relaxed);
-                self.stats
-                    .last_success_unix
-                    .store(unix_now(), Ordering::Relaxed);
                 tracing::info!(generation, sources, path = %self.path.display(), "Config reloaded");
+                self.stats.record(ReloadOutcome::Applied(generation), None);
                 ReloadOutcome::Applied(generation)
             }
             Err(error) => {
-                self.stats.rejected.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(problems = %error, "Config reload rejected; keeping the last good config");
+                self.stats
+                    .record(ReloadOutcome::Rejected, Some(error.to_string()));
                 ReloadOutcome::Rejected
             }
         }

@@ -20,3 +20,13 @@ if [[ "$(cat "$venv/.installed" 2>/dev/null)" != "${requirements[*]}" ]]; then
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${requirements[@]}"
   echo "${requirements[*]}" > "$venv/.installed"
 fi
+
+# Debian's chromium (the status page is tested in a real browser) and promtool, from the
+# prometheus package (the alert rules are checked by Prometheus's own tool).
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+if (( ${#missing[@]} )); then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

@@ -273,7 +273,7 @@ fn token_gauges(encoder: &mut DescriptorEncoder, sources: &[(&str, &dyn CacheSta
         MetricType::Gauge,
     )?;
     for (id, tokens) in sources {
-        if let Some(until) = tokens.usable_until() {
+        if let Some(until) = tokens.schedule().map(|s| s.usable_until) {
             let seconds = until.saturating_duration_since(now).as_secs_f64();
             family
                 .encode_family(&[("source", *id)])?

@@ -1,7 +1,8 @@
-//! The admin listener: liveness, readiness, metrics and the config in effect (never a
-//! secret).
+//! The admin listener: the status page, liveness, readiness, metrics and the config in
+//! effect (never a secret).
 
 mod export;
+pub mod status;
 
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
@@ -18,19 +19,25 @@ use crate::config::spec::{Access, RuleSpec};
 use crate::path_pattern::PathPattern;
 use crate::problem::response as problem_response;
 use crate::store::Store;
+use crate::watch::Reloader;
 
-/// Serves `/healthz` (the process answers), `/readyz` (a config is loaded and the
-/// listeners are bound: the admin listener starts after the proxy's), `/metrics` and
-/// `/config`.
+/// Serves `/` (the status page), `/healthz` (the process answers), `/readyz` (a config
+/// is loaded and the listeners are bound: the admin listener starts after the proxy's),
+/// `/metrics` and `/config`.
 #[derive(Debug)]
 pub struct Admin {
     store: Arc<Store>,
     exporter: Exporter,
+    reloads: Option<Arc<Reloader>>,
 }
 
 impl Admin {
-    pub fn new(store: Arc<Store>, exporter: Exporter) -> Self {
-        Self { store, exporter }
+    pub fn new(store: Arc<Store>, exporter: Exporter, reloads: Option<Arc<Reloader>>) -> Self {
+        Self {
+            store,
+            exporter,
+            reloads,
+        }
     }
 
     pub fn respond<B>(&self, request: &Request<B>) -> Response<Full<Bytes>> {
@@ -42,6 +49,7 @@ impl Admin {
             );
         }
         match request.uri().path() {
+            "/" => self.status_page(request.uri().query()),
             "/healthz" => text(StatusCode::OK, "text/plain", "ok\n".into()),
             "/readyz" => {
                 if self.store.load().meta.generation > 0 {
@@ -73,6 +81,30 @@ impl Admin {
                 "No such admin endpoint.",
             ),
         }
+    }
+
+    fn status_page(&self, query: Option<&str>) -> Response<Full<Bytes>> {
+        let snapshot = self.store.load_full();
+        let reloads = self.reloads.as_ref().map(|r| &r.stats);
+        let page = status::render(&snapshot, reloads, &status::Query::parse(query));
+        let mut response = text(StatusCode::OK, "text/html; charset=utf-8", page);
+        let headers = response.headers_mut();
+        // No script, no frames, nothing from elsewhere: only the page's own styles.
+        headers.insert(
+            http::header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+            ),
+        );
+        headers.insert(
+            http::header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        headers.insert(
+            http::header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        );
+        response
     }
 
     /// Generation, load time, content hash, and per source its id, auth type and

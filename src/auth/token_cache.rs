@@ -208,14 +208,11 @@ impl<I: Issue> CredentialCache<I> {
         &self.issuer
     }
 
-    /// Until when the cached token may be injected, for sources with one token.
-    pub fn usable_until(&self) -> Option<Instant> {
+    /// When the cached token is refreshed and until when it may be injected, for sources
+    /// with one token.
+    pub fn schedule(&self) -> Option<Schedule> {
         match &self.slots {
-            Slots::Single(slot) => slot
-                .current
-                .load()
-                .as_ref()
-                .map(|t| t.schedule.usable_until),
+            Slots::Single(slot) => slot.current.load().as_ref().map(|t| t.schedule),
             Slots::PerSubject(_) => None,
         }
     }
@@ -386,11 +383,13 @@ impl<I: Issue> CredentialCache<I> {
     }
 }
 
-/// What the metrics endpoint reads of a cache, whatever it holds.
+/// What the admin endpoints read of a cache, whatever it holds.
 pub trait CacheState: Send + Sync {
     fn stats(&self) -> &TokenStats;
-    /// Until when the cached credential may be used, for a cache of one.
-    fn usable_until(&self) -> Option<Instant>;
+    /// The cached credential's refresh schedule, for a cache of one.
+    fn schedule(&self) -> Option<Schedule>;
+    /// Whether it holds one credential per caller subject (no single schedule).
+    fn needs_subject(&self) -> bool;
 }
 
 impl<I: Issue> CacheState for CredentialCache<I> {
@@ -398,8 +397,12 @@ impl<I: Issue> CacheState for CredentialCache<I> {
         &self.stats
     }
 
-    fn usable_until(&self) -> Option<Instant> {
-        CredentialCache::usable_until(self)
+    fn schedule(&self) -> Option<Schedule> {
+        CredentialCache::schedule(self)
+    }
+
+    fn needs_subject(&self) -> bool {
+        CredentialCache::needs_subject(self)
     }
 }
 

@@ -152,7 +152,11 @@ async fn run_servers(args: ServeArgs, snapshot: live::Snapshot, keys: MasterKeys
             .with_body_buffer(args.body_buffer_bytes)
             .with_upstream_per_caller(args.upstream_per_caller),
     );
-    let exporter = Exporter::new(Arc::clone(&store), proxy.metrics(), Some(reloader));
+    let exporter = Exporter::new(
+        Arc::clone(&store),
+        proxy.metrics(),
+        Some(Arc::clone(&reloader)),
+    );
     let proxies = std::iter::once(Arc::clone(&proxy))
         .chain(clients.map(|client| Arc::new(proxy.with_pool(client))));
     let shared = workers::Shared {
@@ -175,7 +179,7 @@ async fn run_servers(args: ServeArgs, snapshot: live::Snapshot, keys: MasterKeys
     };
     let admin = tokio::spawn(server::serve(
         admin_listener,
-        Arc::new(Admin::new(store, exporter)),
+        Arc::new(Admin::new(store, exporter, Some(reloader))),
         ServerSettings::admin(&settings),
         shutdown.clone(),
         None,

@@ -254,7 +254,7 @@ impl Proxy {
         let total = started.elapsed();
         self.metrics.duration.observe(total);
         match &exchange.source {
-            Some(source) => source.metrics.requests.count(response.status()),
+            Some(source) => source.metrics.answered(response.status()),
             None => self.metrics.unrouted.count(response.status()),
         }
         if let Some(kind) = error.as_ref().and_then(ProxyError::upstream_error_kind) {
