@@ -860,3 +860,69 @@ async fn the_connection_limit_holds_new_clients_until_a_slot_frees() {
     );
     assert_eq!(upstream.requests().len(), 3);
 }
+
+#[test]
+fn version_names_the_git_revision() {
+    let output = binary().arg("--version").output().expect("run");
+    assert!(output.status.success());
+    let version = String::from_utf8(output.stdout).expect("utf-8");
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    let revision = match std::env::var("CREDPROXY_GIT_REVISION") {
+        Ok(set) if !set.is_empty() => set,
+        _ => head.unwrap_or_else(|| "unknown".to_owned()),
+    };
+    let expected = format!("credproxy {} ({revision})\n", env!("CARGO_PKG_VERSION"));
+    assert_eq!(version, expected);
+}
+
+#[test]
+fn completions_and_the_man_page_come_from_the_same_flags() {
+    let run = |args: &[&str]| {
+        let output = binary().args(args).output().expect("run");
+        assert!(output.status.success(), "{args:?}");
+        String::from_utf8(output.stdout).expect("utf-8")
+    };
+    let bash = run(&["completions", "bash"]);
+    for word in [
+        "--upstream-per-caller",
+        "--workers",
+        "check",
+        "hash-token",
+        "completions",
+    ] {
+        assert!(bash.contains(word), "bash completion lacks {word}");
+    }
+    let syntax = std::process::Command::new("bash")
+        .args(["-n", "-c", &bash])
+        .status()
+        .expect("bash");
+    assert!(syntax.success(), "the bash completion does not parse");
+    assert!(run(&["completions", "zsh"]).starts_with("#compdef credproxy"));
+    assert!(run(&["completions", "fish"]).contains("complete -c credproxy"));
+
+    let man = run(&["man"]);
+    assert!(man.contains(".TH credproxy 1"), "{man}");
+    assert!(man.contains("upstream\\-per\\-caller") && man.contains("hash\\-token"));
+    // groff renders it without one warning (`-ww`: all of them; `-k`: UTF-8 input).
+    let mut groff = std::process::Command::new("groff")
+        .args(["-k", "-man", "-Tutf8", "-ww", "-z"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("groff: run `bash tests/setup.sh`");
+    groff
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(man.as_bytes())
+        .expect("write");
+    let rendered = groff.wait_with_output().expect("groff");
+    assert!(rendered.status.success());
+    assert_eq!(String::from_utf8_lossy(&rendered.stderr), "");
+}

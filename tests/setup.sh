@@ -21,11 +21,13 @@ if [[ "$(cat "$venv/.installed" 2>/dev/null)" != "${requirements[*]}" ]]; then
   echo "${requirements[*]}" > "$venv/.installed"
 fi
 
-# Debian's chromium (the status page is tested in a real browser) and promtool, from the
-# prometheus package (the alert rules are checked by Prometheus's own tool).
+# Debian's chromium (the status page is tested in a real browser), promtool, from the
+# prometheus package (the alert rules are checked by Prometheus's own tool), and groff
+# (the generated man page must render without a warning).
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v groff >/dev/null 2>&1 || missing+=(groff-base)
 if (( ${#missing[@]} )); then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -17,10 +17,18 @@ use crate::secret::{MasterKey, MasterKeys};
 use crate::telemetry::LogFormat;
 use crate::transport::BufferedBodies;
 
+/// `0.1.0 (<git revision>)`: which build answered, for a bug report.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("CREDPROXY_GIT_REVISION"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "credproxy",
-    version,
+    version = VERSION,
     about,
     args_conflicts_with_subcommands = true
 )]
@@ -43,6 +51,13 @@ pub enum Command {
     /// Print the token_sha256 of a caller token read from stdin; with empty stdin, make a
     /// fresh random token and print it with its hash.
     HashToken,
+    /// Print a completion script for `shell` (bash: `source <(credproxy completions bash)`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff: `credproxy man > credproxy.1; man -l credproxy.1`).
+    Man,
 }
 
 #[derive(Debug, Args)]
@@ -141,8 +156,29 @@ pub fn run(cli: Cli) -> ExitCode {
         Some(Command::Check(args)) => check(&args),
         Some(Command::Encrypt(args)) => encrypt(&args),
         Some(Command::HashToken) => hash_token(),
+        Some(Command::Completions { shell }) => completions(shell),
+        Some(Command::Man) => man_page(),
         Some(Command::Serve(args)) => serve::serve(*args),
         None => serve::serve(cli.serve),
+    }
+}
+
+fn completions(shell: clap_complete::Shell) -> ExitCode {
+    use clap::CommandFactory as _;
+    let mut command = Cli::command();
+    clap_complete::generate(shell, &mut command, "credproxy", &mut std::io::stdout());
+    ExitCode::SUCCESS
+}
+
+fn man_page() -> ExitCode {
+    use clap::CommandFactory as _;
+    let page = clap_mangen::Man::new(Cli::command());
+    match page.render(&mut std::io::stdout()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("Cannot write the man page: {error}");
+            ExitCode::FAILURE
+        }
     }
 }
 
