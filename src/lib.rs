@@ -16,6 +16,7 @@ pub mod files;
 pub mod jws;
 pub mod live;
 pub mod metrics;
+pub mod otel;
 pub mod path_pattern;
 pub mod problem;
 pub mod proxy;

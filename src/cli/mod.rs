@@ -135,6 +135,11 @@ pub struct ServeArgs {
     /// connection. For sidecars and other set-ups with few caller connections.
     #[arg(long, env = "CREDPROXY_UPSTREAM_PER_CALLER")]
     pub upstream_per_caller: bool,
+    /// Export traces over OTLP/HTTP (protobuf) to this collector base URL (spans go to
+    /// `{URL}/v1/traces`): one span per proxied request in the caller's W3C trace, with
+    /// children for a token fetch and the upstream call. Off when unset.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
     /// How long in-flight requests may finish after SIGTERM/SIGINT.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "25s")]
     pub shutdown_grace: Duration,

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use opentelemetry_sdk::trace::SdkTracer;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -14,6 +15,7 @@ use crate::admin::{Admin, Exporter};
 use crate::auth::token_client::TokenClientSettings;
 use crate::config::{self, LoadOptions};
 use crate::live;
+use crate::otel::Tracing;
 use crate::proxy::{Inbound, LocalUpstream, Proxy, ProxyBody, UpstreamClient};
 use crate::secret::MasterKeys;
 use crate::server::{self, Connection, Handler, ListenerTls, ServerSettings};
@@ -43,6 +45,17 @@ pub(super) fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Made here, outside the runtime: the exporter's blocking client runs its own.
+    // An empty value is unset, as the OpenTelemetry variables are.
+    let endpoint = args.otlp_endpoint.as_deref().filter(|e| !e.is_empty());
+    let tracing = match endpoint.map(Tracing::start) {
+        None => None,
+        Some(Ok(tracing)) => Some(tracing),
+        Some(Err(error)) => {
+            tracing::error!(%error, "Cannot start: tracing");
+            return ExitCode::FAILURE;
+        }
+    };
     // The main thread's runtime serves the first worker's share of the proxy listener, the
     // admin listener, the reloader and the signals; other workers have their own.
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -56,10 +69,14 @@ pub(super) fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     let grace = args.shutdown_grace;
-    let code = runtime.block_on(run_servers(args, live::build(spec, None), keys));
+    let tracer = tracing.as_ref().map(|t| t.tracer().clone());
+    let code = runtime.block_on(run_servers(args, live::build(spec, None), keys, tracer));
     // Whatever is still running (a reload on a blocking thread, say) must not hold the
     // exit past the grace period the operator gave.
     runtime.shutdown_timeout(grace);
+    if let Some(tracing) = tracing {
+        tracing.shutdown();
+    }
     code
 }
 
@@ -94,7 +111,12 @@ fn connection_limit(wanted: usize) -> usize {
     wanted
 }
 
-async fn run_servers(args: ServeArgs, snapshot: live::Snapshot, keys: MasterKeys) -> ExitCode {
+async fn run_servers(
+    args: ServeArgs,
+    snapshot: live::Snapshot,
+    keys: MasterKeys,
+    tracer: Option<SdkTracer>,
+) -> ExitCode {
     tracing::info!(
         path = %args.config.path.display(),
         sources = snapshot.sources().len(),
@@ -150,7 +172,8 @@ async fn run_servers(args: ServeArgs, snapshot: live::Snapshot, keys: MasterKeys
     let proxy = Arc::new(
         Proxy::new(Arc::clone(&store), first_client, token_settings)
             .with_body_buffer(args.body_buffer_bytes)
-            .with_upstream_per_caller(args.upstream_per_caller),
+            .with_upstream_per_caller(args.upstream_per_caller)
+            .with_tracer(tracer),
     );
     let exporter = Exporter::new(
         Arc::clone(&store),

@@ -8,10 +8,11 @@ pub mod headers;
 pub mod local;
 pub mod response;
 pub mod route;
+pub mod trace;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::request::Parts;
@@ -32,6 +33,7 @@ use crate::metrics::ProxyMetrics;
 use crate::store::Store;
 use crate::telemetry::{self, AccessRecord};
 use crate::transport::{BufferedBodies, CallerBody, OutboundBody, Payload};
+use trace::RequestTrace;
 
 /// What the connection a request came on knows about it.
 #[derive(Debug, Clone)]
@@ -152,10 +154,12 @@ pub struct Proxy {
     bodies: BufferedBodies,
     /// HTTP/1 callers' connections get upstream connections of their own ([`local`]).
     upstream_per_caller: bool,
+    /// With `--otlp-endpoint`: every request becomes spans ([`trace`]).
+    tracer: Option<opentelemetry_sdk::trace::SdkTracer>,
     metrics: Arc<ProxyMetrics>,
 }
 
-/// What one exchange learned along the way, for the access log.
+/// What one exchange learned along the way, for the access log and the trace.
 #[derive(Default)]
 struct Exchange {
     caller: Option<Arc<str>>,
@@ -163,6 +167,7 @@ struct Exchange {
     source: Option<Arc<Source>>,
     upstream_elapsed: Option<Duration>,
     token: Option<TokenOutcome>,
+    trace: Option<RequestTrace>,
 }
 
 impl Proxy {
@@ -184,8 +189,15 @@ impl Proxy {
             tokens,
             bodies,
             upstream_per_caller: false,
+            tracer: None,
             metrics: Arc::default(),
         }
+    }
+
+    /// Traces every request with `tracer` (see [`trace`]).
+    pub fn with_tracer(mut self, tracer: Option<opentelemetry_sdk::trace::SdkTracer>) -> Self {
+        self.tracer = tracer;
+        self
     }
 
     /// The proxy for another worker thread: the same store, counters, token client and
@@ -198,6 +210,7 @@ impl Proxy {
             tokens: self.tokens.clone(),
             bodies: self.bodies.clone(),
             upstream_per_caller: self.upstream_per_caller,
+            tracer: self.tracer.clone(),
             metrics: Arc::clone(&self.metrics),
         }
     }
@@ -237,7 +250,13 @@ impl Proxy {
         let started = Instant::now();
         let method = request.method().clone();
         let uri = request.uri().clone();
-        let mut exchange = Exchange::default();
+        let mut exchange = Exchange {
+            trace: self
+                .tracer
+                .as_ref()
+                .map(|t| RequestTrace::start(t, &request)),
+            ..Exchange::default()
+        };
 
         let result = if inbound.framing_conflict {
             Err(ProxyError::BadRequest(
@@ -263,6 +282,14 @@ impl Proxy {
         if let Some(why) = error.as_ref().and_then(ProxyError::caller_rejection) {
             self.metrics.caller_rejected(why);
         }
+        let token = exchange.token.unwrap_or(TokenOutcome::None);
+        if let Some(trace) = exchange.trace.take() {
+            trace.finish(
+                response.status(),
+                token,
+                error.as_ref().map(ProxyError::code),
+            );
+        }
         let source = exchange.source.as_deref();
         telemetry::access_log(&AccessRecord {
             caller: exchange.caller.as_deref(),
@@ -274,7 +301,7 @@ impl Proxy {
             status: response.status(),
             total,
             upstream: exchange.upstream_elapsed,
-            token: exchange.token.unwrap_or(TokenOutcome::None).as_str(),
+            token: token.as_str(),
             code: error.as_ref().map(ProxyError::code),
             error: error
                 .as_ref()
@@ -306,9 +333,19 @@ impl Proxy {
         exchange.source = Some(Arc::clone(&routed.source));
         let source = routed.source;
         let (mut parts, body) = request.into_parts();
+        // The clock is read for the trace only.
+        let injecting = exchange.trace.as_ref().map(|trace| {
+            trace.routed(&parts.method, &source);
+            SystemTime::now()
+        });
         let mut injected =
             clean_and_inject(&source, routed.rest_start, &mut parts, &self.tokens).await?;
         exchange.token = Some(injected.outcome);
+        if let (Some(trace), Some(started)) = (exchange.trace.as_mut(), injecting) {
+            trace.credential(injected.outcome, started);
+            // Before signing: a signature may cover the headers.
+            trace.upstream_call(&source, &mut parts.headers);
+        }
         let payload = auth::sign(
             &source.credentials,
             &injected,
@@ -379,6 +416,9 @@ impl Proxy {
             }
         };
         *exchange.upstream_elapsed.get_or_insert(Duration::ZERO) += sent.elapsed();
+        if let Some(trace) = exchange.trace.as_mut() {
+            trace.upstream_done(result.as_ref().ok().map(Response::status));
+        }
         let mut response = result?;
         response::scrub(response.headers_mut(), source, injected.sent_secret());
         Ok(response)

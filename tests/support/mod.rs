@@ -5,6 +5,7 @@
 
 pub mod binary;
 pub mod client;
+pub mod collector;
 pub mod helper;
 pub mod moto;
 pub mod provider;
