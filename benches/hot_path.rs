@@ -1,7 +1,8 @@
 //! The per-request work before the upstream call, on a prebuilt snapshot: caller check,
 //! route, clean, inject (and for `oauth2`, the cached-token lookup), per auth type; for
 //! `sigv4`, the signature too; and for callers with rules or a JWT (warm cache), what the
-//! caller check adds.
+//! caller check adds; and `basic+trace`, what a request's spans add with tracing on
+//! (off, the request path only tests an `Option`: the variants above are that path).
 //! `cargo bench --bench hot_path`.
 //!
 //! Before timing, it prints the heap allocations each variant makes per request, counted
@@ -22,12 +23,26 @@ use bytes::Bytes;
 use credproxy::auth::token_client::{TokenClient, TokenClientSettings};
 use credproxy::auth::Credentials;
 use credproxy::config::load_bytes;
+use credproxy::proxy::trace::RequestTrace;
 use credproxy::proxy::{self, ClientSettings, UpstreamClient};
 use credproxy::store::Store;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use http::{HeaderValue, Request, Response};
 use http_body_util::Full;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider, SpanData, SpanExporter};
+
+/// Takes the batches and drops them: the export is the batch thread's, not the request's.
+#[derive(Debug)]
+struct Discard;
+
+impl SpanExporter for Discard {
+    async fn export(&self, batch: Vec<SpanData>) -> opentelemetry_sdk::error::OTelSdkResult {
+        drop(black_box(batch));
+        Ok(())
+    }
+}
 
 /// Counts allocations (and reallocations) made through the global allocator.
 struct Counting;
@@ -200,6 +215,31 @@ impl Bench {
         Request::from_parts(parts, body)
     }
 
+    /// [`Self::forward`] with tracing on, as `Proxy` does it: the server span, the upstream
+    /// span (its context written into the headers), both ended; the batch processor takes
+    /// them to an exporter that drops them.
+    #[inline(never)]
+    fn traced(&self, tracer: &SdkTracer, request: Request<()>) -> Request<()> {
+        let mut trace = RequestTrace::start(tracer, &request);
+        let routed =
+            proxy::route_request(&self.store.load(), &request, self.local).expect("routes");
+        let (mut parts, body) = request.into_parts();
+        trace.routed(&parts.method, &routed.source);
+        let started = std::time::SystemTime::now();
+        let injected = ready(proxy::clean_and_inject(
+            &routed.source,
+            routed.rest_start,
+            &mut parts,
+            &self.tokens,
+        ))
+        .expect("injects");
+        trace.credential(injected.outcome, started);
+        trace.upstream_call(&routed.source, &mut parts.headers);
+        trace.upstream_done(Some(http::StatusCode::OK));
+        trace.finish(http::StatusCode::OK, injected.outcome, None);
+        Request::from_parts(parts, body)
+    }
+
     /// [`Self::run`] for the SigV4 source, then the signature (over an empty body: hashing
     /// a body costs the same wherever it is done). `run` stays as it is: its instruction
     /// count is what RESULTS.md's before/after pairs compare.
@@ -342,7 +382,33 @@ fn hot_path(c: &mut Criterion) {
         allocations as f64 / SIGNED as f64
     );
 
+    let provider = SdkTracerProvider::builder()
+        .with_batch_exporter(Discard)
+        .build();
+    let tracer = provider.tracer("bench");
+    let mut allocations = 0;
+    const TRACED: u64 = 10_000;
+    for _ in 0..TRACED {
+        let request = request("basic");
+        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        let forwarded = plain.traced(&tracer, request);
+        allocations += ALLOCATIONS.load(Ordering::Relaxed) - before;
+        drop(forwarded);
+    }
+    println!(
+        "  {:<16} {:.2}",
+        "basic+trace",
+        allocations as f64 / TRACED as f64
+    );
+
     let mut group = c.benchmark_group("hot_path");
+    group.bench_function("basic+trace", |b| {
+        b.iter_batched(
+            || request("basic"),
+            |request| black_box(plain.traced(&tracer, request)),
+            BatchSize::SmallInput,
+        )
+    });
     group.bench_function("sigv4", |b| {
         b.iter_batched(
             || request("sigv4"),

@@ -11,6 +11,7 @@ express in one run:
   build    this build                                  vs  $CREDPROXY_BASELINE, another
                                                            credproxy binary (before/after)
   per-caller  --upstream-per-caller                    vs  the shared upstream pool
+  otlp     traces exported (--otlp-endpoint, to a sink)  vs  tracing off
 
 Method, as in the harness: wrk (1 thread, keep-alive) and the upstream nginx pinned to
 CPU 0, each proxy pinned to CPU 1; both proxies run all the time and are measured
@@ -143,7 +144,31 @@ EXPERIMENTS = {
               ("this build", "http_basic", 0, False, [])],
     "per-caller": [("pooled", "http_basic", 0, False, []),
                    ("per caller", "http_basic", 0, False, ["--upstream-per-caller"])],
+    "otlp": [("tracing off", "http_basic", 0, False, []),
+             ("tracing on", "http_basic", 0, False, ["--otlp-endpoint", "{collector}"])],
 }
+
+
+def start_sink():
+    """An OTLP/HTTP endpoint that reads each export and answers 200 (unpinned: its CPU
+    is not the proxy's; the proxy's batch thread, which encodes and sends, is)."""
+    import http.server
+    import threading
+
+    class Sink(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            self.send_response(200)
+            self.send_header("content-type", "application/x-protobuf")
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_port}"
 
 
 class Proxy:
@@ -239,8 +264,10 @@ def main():
     try:
         upstream = f"127.0.0.1:{upstream_port}"
         wait_until(lambda: status_of(f"http://{upstream}/token") == 200, "upstream nginx")
-        proxies = [Proxy(label, kind, padding, log, extra + args.proxy_args.split(), upstream,
-                         scratch, cpu=args.proxy_cpus)
+        collector = start_sink() if args.experiment == "otlp" else ""
+        proxies = [Proxy(label, kind, padding, log,
+                         [a.replace("{collector}", collector) for a in extra]
+                         + args.proxy_args.split(), upstream, scratch, cpu=args.proxy_cpus)
                    for label, kind, padding, log, extra in EXPERIMENTS[args.experiment]]
         for proxy in proxies:  # warm-up: pools, caches, the token
             run_wrk(proxy.url, args.connections, 1, script, cpu=0)

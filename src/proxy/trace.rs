@@ -6,6 +6,7 @@
 //! the error code (the access log's fields). Never the path's query, a header value, a
 //! secret or a caller's token.
 
+use std::borrow::Cow;
 use std::time::SystemTime;
 
 use http::{HeaderMap, Request, StatusCode};
@@ -15,6 +16,21 @@ use opentelemetry_sdk::trace::SdkTracer;
 use crate::auth::TokenOutcome;
 use crate::live::Source;
 use crate::otel::{self, KeyValue, Span as _, SpanKind, Status, TraceContextExt as _, Tracer as _};
+
+/// The method as a span name and attribute: the standard ones without a copy.
+fn method_name(method: &http::Method) -> Cow<'static, str> {
+    use http::Method;
+    Cow::Borrowed(match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => return Cow::Owned(method.as_str().to_owned()),
+    })
+}
 
 pub struct RequestTrace {
     tracer: SdkTracer,
@@ -28,7 +44,7 @@ pub struct RequestTrace {
 impl RequestTrace {
     pub fn start<B>(tracer: &SdkTracer, request: &Request<B>) -> Self {
         let parent = otel::extract(request.headers());
-        let method = request.method().as_str().to_owned();
+        let method = method_name(request.method());
         let span = tracer
             .span_builder(method.clone())
             .with_kind(SpanKind::Server)
@@ -46,7 +62,7 @@ impl RequestTrace {
         let span = self.server.span();
         span.update_name(format!("{method} {}", source.id));
         span.set_attributes([
-            KeyValue::new("credproxy.source.id", source.id.to_string()),
+            KeyValue::new("credproxy.source.id", std::sync::Arc::clone(&source.id)),
             KeyValue::new("credproxy.auth_type", source.auth_type.as_str()),
         ]);
     }
