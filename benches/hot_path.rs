@@ -190,20 +190,29 @@ impl Bench {
     /// compare.)
     #[inline(never)]
     fn run(&self, request: Request<()>) -> Request<()> {
-        self.forward(request)
+        self.forward(request, None)
     }
 
     /// [`Self::forward`] for the caller variants, counted apart from [`Self::run`] (the
     /// `black_box` keeps the compiler from merging the two into one function).
     #[inline(never)]
     fn identified(&self, request: Request<()>) -> Request<()> {
-        black_box(self.forward(request))
+        black_box(self.forward(request, None))
     }
 
-    fn forward(&self, request: Request<()>) -> Request<()> {
+    /// What `Proxy::forward` does before the upstream call; with a tracer, the request's
+    /// spans too, as `Proxy` makes them (server and upstream span, both ended; the batch
+    /// processor takes them to an exporter that drops them). Without one, the trace costs
+    /// what it costs the proxy: a test of an `Option`.
+    fn forward(&self, request: Request<()>, tracer: Option<&SdkTracer>) -> Request<()> {
+        let mut trace = tracer.map(|tracer| RequestTrace::start(tracer, &request));
         let routed =
             proxy::route_request(&self.store.load(), &request, self.local).expect("routes");
         let (mut parts, body) = request.into_parts();
+        let injecting = trace.as_ref().map(|trace| {
+            trace.routed(&parts.method, &routed.source);
+            std::time::SystemTime::now()
+        });
         let injected = ready(proxy::clean_and_inject(
             &routed.source,
             routed.rest_start,
@@ -211,33 +220,20 @@ impl Bench {
             &self.tokens,
         ))
         .expect("injects");
+        if let (Some(mut trace), Some(started)) = (trace.take(), injecting) {
+            trace.credential(injected.outcome, started);
+            trace.upstream_call(&routed.source, &mut parts.headers);
+            trace.upstream_done(Some(http::StatusCode::OK));
+            trace.finish(http::StatusCode::OK, injected.outcome, None);
+        }
         drop(injected);
         Request::from_parts(parts, body)
     }
 
-    /// [`Self::forward`] with tracing on, as `Proxy` does it: the server span, the upstream
-    /// span (its context written into the headers), both ended; the batch processor takes
-    /// them to an exporter that drops them.
+    /// [`Self::forward`] with tracing on.
     #[inline(never)]
     fn traced(&self, tracer: &SdkTracer, request: Request<()>) -> Request<()> {
-        let mut trace = RequestTrace::start(tracer, &request);
-        let routed =
-            proxy::route_request(&self.store.load(), &request, self.local).expect("routes");
-        let (mut parts, body) = request.into_parts();
-        trace.routed(&parts.method, &routed.source);
-        let started = std::time::SystemTime::now();
-        let injected = ready(proxy::clean_and_inject(
-            &routed.source,
-            routed.rest_start,
-            &mut parts,
-            &self.tokens,
-        ))
-        .expect("injects");
-        trace.credential(injected.outcome, started);
-        trace.upstream_call(&routed.source, &mut parts.headers);
-        trace.upstream_done(Some(http::StatusCode::OK));
-        trace.finish(http::StatusCode::OK, injected.outcome, None);
-        Request::from_parts(parts, body)
+        self.forward(request, Some(tracer))
     }
 
     /// [`Self::run`] for the SigV4 source, then the signature (over an empty body: hashing

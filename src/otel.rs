@@ -120,7 +120,9 @@ pub fn extract(headers: &HeaderMap) -> Context {
 }
 
 /// Writes `cx`'s span as `traceparent` (and its `tracestate`) into `headers`, replacing
-/// what the caller sent.
+/// what the caller sent: a `tracestate` that came without a valid `traceparent` belongs
+/// to no trace of ours and goes.
 pub fn inject(cx: &Context, headers: &mut HeaderMap) {
+    headers.remove("tracestate");
     TraceContextPropagator::new().inject_context(cx, &mut HeaderInjector(headers));
 }
