@@ -15,7 +15,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::channel::Channel;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use support::binary::BinaryProxy;
@@ -327,7 +327,7 @@ impl ScriptedSts {
         let upstream = Upstream::with_handler(move |request: Request<hyper::body::Incoming>| {
             let (seen, life) = (Arc::clone(&seen), Arc::clone(&life));
             async move {
-                let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                let body = support::upstream::read_body(request).await;
                 let form: std::collections::HashMap<String, String> =
                     form_urlencoded::parse(&body).into_owned().collect();
                 let n = {

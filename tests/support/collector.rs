@@ -3,7 +3,6 @@
 
 use std::sync::{Arc, Mutex};
 
-use http_body_util::BodyExt as _;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -12,7 +11,7 @@ use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message as _;
 
-use super::upstream::{full, Upstream};
+use super::upstream::{full, read_body, Upstream};
 
 pub struct Collector {
     server: Upstream,
@@ -32,12 +31,7 @@ impl Collector {
                         .headers()
                         .get("content-type")
                         .is_some_and(|v| v == "application/x-protobuf");
-                    let body = request
-                        .into_body()
-                        .collect()
-                        .await
-                        .map(|b| b.to_bytes())
-                        .unwrap_or_default();
+                    let body = read_body(request).await;
                     let decoded = ExportTraceServiceRequest::decode(body);
                     let mut response = http::Response::new(full(
                         ExportTraceServiceResponse::default().encode_to_vec(),

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -108,12 +108,7 @@ async fn answer(request: Request<Incoming>, state: &Mutex<State>) -> Response<Fu
         .headers()
         .get("authorization")
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    let body = request
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
+    let body = super::upstream::read_body(request).await;
     let pairs: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
     let form: HashMap<String, String> = pairs.iter().cloned().collect();
     let (behaviour, n) = {

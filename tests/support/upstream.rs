@@ -59,6 +59,16 @@ pub struct Upstream {
     connections: Arc<AtomicUsize>,
 }
 
+/// A request's whole body (empty if it broke off): what the test servers here read.
+pub async fn read_body(request: Request<Incoming>) -> Bytes {
+    request
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default()
+}
+
 pub fn full(body: impl Into<Bytes>) -> UpstreamBody {
     Full::new(body.into())
         .map_err(|never: Infallible| match never {})
@@ -97,12 +107,7 @@ impl Upstream {
                     .get("authorization")
                     .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
                     .unwrap_or_default();
-                let body = request
-                    .into_body()
-                    .collect()
-                    .await
-                    .map(|b| b.to_bytes())
-                    .unwrap_or_default();
+                let body = read_body(request).await;
                 let token = auth.trim_start_matches("Bearer ");
                 let refused = revoked.lock().expect("revoked").contains(token);
                 let mut response = Response::new(full(format!("{auth}|{}", body.len())));
@@ -211,12 +216,7 @@ async fn answer(
         rec.lock().expect("requests lock").push(recorded);
         return handler(request).await;
     }
-    recorded.body = request
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
+    recorded.body = read_body(request).await;
     rec.lock().expect("requests lock").push(recorded);
     Response::new(full("ok"))
 }
