@@ -1,5 +1,5 @@
 // A stand-in for GitHub's REST API, for credproxy's github_app tests
-// (tests/github_app.rs). It generates the App's key pair (and a wrong one) into
+// (tests/integration/github_app.rs). It generates the App's key pair (and a wrong one) into
 // GITHUB_KEY_DIR, and verifies every app JWT the way GitHub documents it, with
 // jose and the public key only: RS256, `iss` the App id, `iat` not in the
 // future, `exp` after now and at most ten minutes after `iat`.

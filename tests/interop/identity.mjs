@@ -1,4 +1,4 @@
-// What the credproxy identity tests (tests/identity.rs) add to the interop
+// What the credproxy identity tests (tests/integration/identity.rs) add to the interop
 // provider when INTEROP_IDENTITY_DIR is set: key pairs generated here and
 // written to that directory, a client for every RFC 7523 and RFC 8705 client
 // authentication method, a JWT-bearer grant (RFC 7523 §2.1) that verifies its

@@ -1,5 +1,5 @@
 // An identity provider's signing side, for credproxy's JWT caller tests
-// (tests/jwt_callers.rs): it holds two RSA keys and a P-256 key, mints tokens
+// (tests/integration/jwt_callers.rs): it holds two RSA keys and a P-256 key, mints tokens
 // with jose (an implementation independent of credproxy's verifier), and serves
 // a JWK Set that it can change, withhold or fail on command.
 //

@@ -1,5 +1,5 @@
 //! Caller selection and the verified-token cache, on a key file (tokens from ring via
-//! `jws::sign`; RS256 and the fetched key sets are exercised in `tests/jwt_callers.rs`).
+//! `jws::sign`; RS256 and the fetched key sets are exercised in `tests/integration/jwt_callers.rs`).
 
 use super::*;
 use crate::digest::sha256;

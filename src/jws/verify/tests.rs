@@ -1,5 +1,5 @@
 //! ES256 end to end with keys from rcgen; RS256 is verified against tokens jose mints in
-//! `tests/callers_jwt.rs` (ring cannot generate RSA keys).
+//! `tests/integration/jwt_callers.rs` (ring cannot generate RSA keys).
 
 use super::*;
 use crate::jws::{sign, sign_hs256, SigningKey};

@@ -1,6 +1,6 @@
 //! Limits: request smuggling, slow and idle clients, connection count, header size.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! TLS: an upstream that requires a client certificate (per-source CA and mTLS), and the
 //! proxy's own TLS listener, with a certificate swapped by SIGHUP.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::sync::Arc;

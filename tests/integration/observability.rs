@@ -4,7 +4,7 @@
 //! value they name present in a live proxy's `/metrics`, so that neither can drift from
 //! what credproxy exports.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

@@ -3,7 +3,7 @@
 //! one whose token endpoint is down, after a rejected reload. The DOM chromium built is
 //! read as a person would read it, and searched for every secret.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! The request path end to end, in process: routing, cleaning, injection, forwarding,
 //! errors. A real upstream on 127.0.0.1:0 records what arrived.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Caller authentication: accept, reject and forbid, before any routing, and reloaded
 //! with the file.
 
-mod support;
+use crate::support;
 
 use bytes::Bytes;
 use credproxy::caller::token_sha256_hex;

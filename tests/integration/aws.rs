@@ -4,7 +4,7 @@
 //! signature byte for byte). A scripted STS covers what moto cannot be made to do on
 //! cue: slow answers, short-lived keys, refusals.
 
-mod support;
+use crate::support;
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};

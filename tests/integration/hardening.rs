@@ -2,7 +2,7 @@
 //! real server: silent sockets, echoing upstreams, redirects that carry the key back,
 //! malformed bodies, hostile paths, and config files built to exhaust memory.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! (`proxy/local.rs`), reused while both sides keep it alive, replaced when either closes
 //! it or it breaks, and never handed to another request half-read.
 
-mod support;
+use crate::support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

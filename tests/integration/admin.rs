@@ -1,7 +1,7 @@
 //! The admin listener of the real binary: health, readiness, metrics that move, and a
 //! config view without secrets.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 

@@ -2,7 +2,7 @@
 //! bad files that never replace good ones, secret files, token caches across reloads,
 //! and a reload storm under load.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;

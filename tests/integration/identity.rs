@@ -4,7 +4,7 @@
 //! client assertion, none), a JWT-bearer grant and a Google-style token endpoint verify
 //! their assertions with jose. The keys are made by node:crypto; credproxy only signs.
 
-mod support;
+use crate::support;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

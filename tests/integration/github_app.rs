@@ -1,7 +1,7 @@
 //! `github_app` end to end, against a stand-in for GitHub's API (`tests/interop/github.mjs`)
 //! that verifies each app JWT with the App's public key (jose) and counts token calls.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! context of the upstream call's span. Off by default, the caller's headers pass through
 //! untouched; a collector that is down or silent costs requests nothing.
 
-mod support;
+use crate::support;
 
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode as SpanStatus;

@@ -1,7 +1,6 @@
 //! Shared fakes for the integration tests: a recording upstream (plain or TLS with ALPN),
 //! the proxy in-process or as the real binary, and HTTP clients. Every server binds
 //! `127.0.0.1:0`; readiness is a bound socket or a log line, never a sleep.
-#![allow(dead_code)] // each test binary uses a different part of this module
 
 pub mod binary;
 pub mod client;

@@ -1,7 +1,7 @@
 //! The real binary: `check`, start-up refusals, config path resolution, logs with no
 //! secrets at trace level, and graceful shutdown.
 
-mod support;
+use crate::support;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! (`tests/interop/jwks.mjs`), which also serves the JWK Set, counts its fetches, and can
 //! rotate keys or fail on command.
 
-mod support;
+use crate::support;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -4,7 +4,7 @@
 //! Needs `npm ci --prefix tests/interop` first (`.ci/run` does it). Without it the test
 //! fails with that instruction; `CREDPROXY_SKIP_INTEROP=1` skips it explicitly.
 
-mod support;
+use crate::support;
 
 use http::StatusCode;
 use support::client::{self, get};

@@ -1,7 +1,7 @@
 //! Bodies stream through the proxy in both directions: each chunk reaches the other side
 //! before the next one is sent, so nothing is buffered whole.
 
-mod support;
+use crate::support;
 
 use std::convert::Infallible;
 

@@ -1,7 +1,7 @@
 //! OAuth2 sources end to end: client_credentials and token exchange against a fake token
 //! endpoint that counts its calls, through the proxy in process.
 
-mod support;
+use crate::support;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
