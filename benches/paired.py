@@ -24,6 +24,9 @@ credential, so a proxy that fails to inject shows errors instead of looking fast
   CREDPROXY_BINARY=/path/to/other/credproxy python3 benches/paired.py log
   CREDPROXY_BASELINE=/path/to/before python3 benches/paired.py build \
       --proxy-cpus 0,1 --proxy-args "--workers 2"     (two workers, sharing wrk's CPU)
+  CREDPROXY_BASELINE=/path/to/before python3 benches/paired.py build \
+      --sources 100000 --admin-load "/?q=none"        (proxied requests while the status
+                                                       page is rendered back to back)
 
 Needs nginx, wrk, taskset (compare.sh installs the first two) and a release build
 (`cargo build --release`); prints a table and writes target/bench/paired-<name>-<time>.json.
@@ -149,6 +152,31 @@ EXPERIMENTS = {
 }
 
 
+class AdminLoad:
+    """Fetches one admin path back to back, one request at a time, while a round runs:
+    what an operator's dashboard or a scraper does, at its most eager."""
+
+    def __init__(self, url):
+        import threading
+
+        self.url, self.fetched = url, 0
+        self.running = threading.Event()
+        self.running.set()
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+        self.thread.start()
+
+    def loop(self):
+        while self.running.is_set():
+            with urllib.request.urlopen(self.url, timeout=30) as response:
+                response.read()
+            self.fetched += 1
+
+    def stop(self):
+        self.running.clear()
+        self.thread.join()
+        return self.fetched
+
+
 def start_sink():
     """An OTLP/HTTP endpoint that reads each export and answers 200 (unpinned: its CPU
     is not the proxy's; the proxy's batch thread, which encodes and sends, is)."""
@@ -242,6 +270,10 @@ def main():
                         help="taskset CPU list for both proxies (0,1 shares wrk's CPU)")
     parser.add_argument("--proxy-args", default="",
                         help="extra arguments for both proxies, e.g. '--workers 2'")
+    parser.add_argument("--sources", type=int,
+                        help="sources in both proxies' files (default: the experiment's)")
+    parser.add_argument("--admin-load", metavar="PATH",
+                        help="fetch this admin path back to back during each measured run")
     args = parser.parse_args()
     for tool in ("nginx", "wrk", "taskset"):
         if not shutil.which(tool):
@@ -265,7 +297,7 @@ def main():
         upstream = f"127.0.0.1:{upstream_port}"
         wait_until(lambda: status_of(f"http://{upstream}/token") == 200, "upstream nginx")
         collector = start_sink() if args.experiment == "otlp" else ""
-        proxies = [Proxy(label, kind, padding, log,
+        proxies = [Proxy(label, kind, padding if args.sources is None else args.sources - 1, log,
                          [a.replace("{collector}", collector) for a in extra]
                          + args.proxy_args.split(), upstream, scratch, cpu=args.proxy_cpus)
                    for label, kind, padding, log, extra in EXPERIMENTS[args.experiment]]
@@ -275,6 +307,8 @@ def main():
         for round_ in range(args.rounds):
             order = proxies if round_ % 2 == 0 else proxies[::-1]
             for proxy in order:
+                admin = args.admin_load and AdminLoad(
+                    f"http://127.0.0.1:{proxy.admin}{args.admin_load}")
                 cpu_before = proxy.cpu_seconds()
                 result = run_wrk(proxy.url, args.connections, args.duration, script, cpu=0)
                 user, system = (
@@ -283,6 +317,9 @@ def main():
                 result["user_us_per_req"], result["sys_us_per_req"] = user, system
                 result["cpu_us_per_req"] = user + system
                 result["rss_mib"] = proxy.rss_mib()
+                # The admin fetches' CPU is in the per-request figures: it is the same work
+                # in both proxies, and what matters here is what it does to the latency.
+                result["admin_fetches"] = admin.stop() if admin else 0
                 rows[proxy.label].append(result)
             print(f"round {round_ + 1}/{args.rounds}: " + "  ".join(
                 f"{label} {rows[label][-1]['rps']:.0f} req/s" for label in rows), flush=True)
@@ -299,10 +336,11 @@ def main():
     summary = {
         "experiment": args.experiment, "rounds": args.rounds, "duration_s": args.duration,
         "connections": args.connections, "proxy_cpus": args.proxy_cpus,
-        "proxy_args": args.proxy_args,
+        "proxy_args": args.proxy_args, "sources": args.sources, "admin_load": args.admin_load,
         "peers": {label: {key: median(r[key] for r in results)
                           for key in ("rps", "p50_us", "p99_us", "cpu_us_per_req",
-                                      "user_us_per_req", "sys_us_per_req", "rss_mib")}
+                                      "user_us_per_req", "sys_us_per_req", "rss_mib",
+                                      "admin_fetches")}
                   | {"errors": sum(r["errors"] for r in results)}
                   for label, results in rows.items()},
         "ratios": {f"{candidate} / {reference}": {
@@ -313,11 +351,12 @@ def main():
     print(f"\n{args.experiment}: {args.rounds} rounds x {args.duration}s, "
           f"{args.connections} connections, medians")
     print(f"{'':16} {'req/s':>9} {'p50 us':>7} {'p99 us':>7} {'CPU us/req':>10} "
-          f"{'user':>6} {'sys':>6} {'RSS MiB':>8} {'errors':>6}")
+          f"{'user':>6} {'sys':>6} {'RSS MiB':>8} {'errors':>6} {'admin':>6}")
     for label, peer in summary["peers"].items():
         print(f"{label:16} {peer['rps']:9.0f} {peer['p50_us']:7.0f} {peer['p99_us']:7.0f} "
               f"{peer['cpu_us_per_req']:10.2f} {peer['user_us_per_req']:6.2f} "
-              f"{peer['sys_us_per_req']:6.2f} {peer['rss_mib']:8.1f} {peer['errors']:6d}")
+              f"{peer['sys_us_per_req']:6.2f} {peer['rss_mib']:8.1f} {peer['errors']:6d} "
+              f"{peer['admin_fetches']:6.0f}")
     for name, values in summary["ratios"].items():
         print(f"{name}: " + "  ".join(f"{key} x{value:.3f}" for key, value in values.items()))
     out_dir = os.path.join(ROOT, "target", "bench")
