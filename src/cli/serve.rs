@@ -56,8 +56,8 @@ pub(super) fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // The main thread's runtime serves the first worker's share of the proxy listener, the
-    // admin listener, the reloader and the signals; other workers have their own.
+    // The main thread's runtime serves the admin listener, the reloader and the signals;
+    // the proxy workers have runtimes of their own (`workers`).
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -188,7 +188,7 @@ async fn run_servers(
         tls: listener_tls.clone(),
     };
     let proxy_addr = proxy_listeners.first().and_then(|l| l.local_addr().ok());
-    let proxy = match workers::start(proxy_listeners, proxies, shared) {
+    let proxy = match workers::start(proxy_listeners, proxies, &shared) {
         Ok(serving) => {
             let listen = proxy_addr.unwrap_or(args.listen);
             tracing::info!(listener = "proxy", %listen, workers = worker_count, "Listening");

@@ -3,8 +3,10 @@
 //! a request is accepted, proxied and answered on one thread with no cross-thread wake-up
 //! (nginx's and Pingora's shape). The kernel spreads new connections over the listeners.
 //!
-//! The first worker runs on the main thread's runtime, next to the admin listener, the
-//! reloader and the signals; the others get threads of their own here.
+//! Every worker gets a thread of its own here. The main thread keeps the admin listener,
+//! the reloader and the signals (Envoy's main thread), so a status page rendered over
+//! 100,000 sources or a `/config` of them never holds up a proxied request, and a worker
+//! saturated by traffic never makes a liveness probe wait.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -66,44 +68,36 @@ pub struct Shared {
     pub tls: Option<Arc<ListenerTls>>,
 }
 
-/// The proxy listener's workers, started: the first waits to be served by the caller's
-/// runtime, the others run on their threads.
+/// The proxy listener's workers, started on their threads.
 pub struct Serving {
-    first: (std::net::TcpListener, Arc<Proxy>),
-    shared: Shared,
-    others: Vec<(JoinHandle<()>, oneshot::Receiver<()>)>,
+    workers: Vec<(JoinHandle<()>, oneshot::Receiver<()>)>,
 }
 
-/// Starts a thread for every listener after the first, each serving it with its proxy
-/// (`proxies` pairs up with `listeners`). On an error the threads already started stop
-/// when `shared.shutdown` is cancelled.
+/// Starts a thread for every listener, each serving it with its proxy (`proxies` pairs up
+/// with `listeners`). On an error the threads already started stop when `shared.shutdown`
+/// is cancelled.
 pub fn start(
     listeners: Vec<std::net::TcpListener>,
     proxies: impl IntoIterator<Item = Arc<Proxy>>,
-    shared: Shared,
+    shared: &Shared,
 ) -> std::io::Result<Serving> {
-    let mut pairs = listeners.into_iter().zip(proxies);
-    let first = pairs
-        .next()
-        .ok_or_else(|| std::io::Error::other("no proxy listener"))?;
-    let others = (1..)
-        .zip(pairs)
+    let workers = listeners
+        .into_iter()
+        .zip(proxies)
+        .enumerate()
         .map(|(index, (listener, proxy))| spawn(index, listener, proxy, shared.clone()))
-        .collect::<std::io::Result<_>>()?;
-    Ok(Serving {
-        first,
-        shared,
-        others,
-    })
+        .collect::<std::io::Result<Vec<_>>>()?;
+    if workers.is_empty() {
+        return Err(std::io::Error::other("no proxy listener"));
+    }
+    Ok(Serving { workers })
 }
 
 impl Serving {
-    /// Serves the first listener on the current runtime until shutdown, then waits for
-    /// the other workers to finish theirs.
+    /// Waits until every worker has stopped serving: after shutdown, once its in-flight
+    /// requests finished within the grace period.
     pub async fn run(self) {
-        let (listener, proxy) = self.first;
-        serve(listener, proxy, self.shared).await;
-        for (thread, stopped) in self.others {
+        for (thread, stopped) in self.workers {
             let _ = stopped.await;
             // It has sent its last message: the join returns at once.
             let _ = thread.join();
@@ -146,7 +140,8 @@ fn spawn(
         .enable_all()
         .build()?;
     let thread = std::thread::Builder::new()
-        .name(format!("credproxy-worker-{index}"))
+        // Within the 15 bytes Linux keeps of a thread's name, so `top -H` tells them apart.
+        .name(format!("proxy-worker-{index}"))
         .spawn(move || {
             runtime.block_on(serve(listener, proxy, shared));
             // What this thread's requests started (a token fetch, say) ends with it.

@@ -699,6 +699,13 @@ async fn every_worker_serves_its_listener_counts_into_one_registry_and_drains_on
         .filter(|line| line.contains(&port) && line.split_whitespace().nth(3) == Some("0A"))
         .count();
     assert_eq!(listening, WORKERS, "{tcp}");
+    // Every worker on a thread of its own, the first too: the main thread is left to the
+    // admin listener, the reloader and the signals.
+    let mut threads = thread_names(proxy.pid());
+    threads.retain(|name| name.starts_with("proxy-worker-"));
+    threads.sort();
+    let expected: Vec<String> = (0..WORKERS).map(|n| format!("proxy-worker-{n}")).collect();
+    assert_eq!(threads, expected);
 
     // Each request on a new connection: the kernel spreads them over the listeners, and a
     // listener that no worker served would leave its connections hanging here.
@@ -743,6 +750,15 @@ async fn every_worker_serves_its_listener_counts_into_one_registry_and_drains_on
         assert_eq!(answer.text(), "done");
     }
     assert_eq!(proxy.wait(), Some(0));
+}
+
+/// The names of a process's threads, from `/proc/<pid>/task/*/comm`.
+fn thread_names(pid: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("the proxy's threads")
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim_end().to_owned())
+        .collect()
 }
 
 /// A config with one bearer source `s` forwarding to `upstream`.

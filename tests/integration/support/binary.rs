@@ -98,6 +98,10 @@ impl BinaryProxy {
         format!("http://{}{path}", self.addr)
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything the process printed so far.
     pub fn output(&self) -> String {
         self.output.lock().expect("output").clone()
