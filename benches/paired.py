@@ -159,21 +159,26 @@ class AdminLoad:
     def __init__(self, url):
         import threading
 
-        self.url, self.fetched = url, 0
+        self.url, self.fetched, self.failure = url, 0, None
         self.running = threading.Event()
         self.running.set()
         self.thread = threading.Thread(target=self.loop, daemon=True)
         self.thread.start()
 
     def loop(self):
-        while self.running.is_set():
-            with urllib.request.urlopen(self.url, timeout=30) as response:
-                response.read()
-            self.fetched += 1
+        try:
+            while self.running.is_set():
+                with urllib.request.urlopen(self.url, timeout=30) as response:
+                    response.read()
+                self.fetched += 1
+        except OSError as error:  # a run with no admin load must not pass for one
+            self.failure = error
 
     def stop(self):
         self.running.clear()
         self.thread.join()
+        if self.failure:
+            sys.exit(f"admin load on {self.url} failed: {self.failure}")
         return self.fetched
 
 
