@@ -426,7 +426,7 @@ async fn oauth2_flows_at_trace_level_never_log_client_secrets_subject_or_issued_
     bodies.push_str(&answer.text());
 
     // Tokens reached the upstream, so the checks below are not vacuous.
-    let seen = authorizations(&upstream);
+    let seen = upstream.authorizations();
     assert!(seen.contains(&"Bearer tok-1".to_owned()), "{seen:?}");
     assert!(
         seen.iter()
@@ -591,7 +591,7 @@ async fn sighup_reloads_when_watching_is_off() {
     .await;
     get(&http, &proxy.url("/s/3")).await;
 
-    let tokens = authorizations(&upstream);
+    let tokens = upstream.authorizations();
     assert_eq!(
         tokens,
         [
@@ -661,7 +661,7 @@ async fn single_worker_runtime_serves_and_reloads() {
     })
     .await;
     assert_eq!(get(&http, &proxy.url("/s/2")).await.status, 200);
-    let tokens = authorizations(&upstream);
+    let tokens = upstream.authorizations();
     assert_eq!(tokens, ["Bearer s3cr3t-first", "Bearer s3cr3t-second"]);
 }
 
@@ -766,15 +766,6 @@ fn bearer_source(upstream: &str, token: &str) -> String {
     format!("sources:\n  s:\n    upstream: {upstream}\n    auth_type: bearer\n    bearer_token: {token}\n")
 }
 
-/// The `Authorization` each request that reached `upstream` carried, in order.
-fn authorizations(upstream: &Upstream) -> Vec<String> {
-    upstream
-        .requests()
-        .iter()
-        .map(|r| r.header("authorization").unwrap_or_default())
-        .collect()
-}
-
 #[tokio::test]
 async fn a_fifo_as_the_config_blocks_neither_reloads_nor_the_shutdown() {
     let upstream = Upstream::recording().await;
@@ -799,7 +790,7 @@ async fn a_fifo_as_the_config_blocks_neither_reloads_nor_the_shutdown() {
     std::fs::write(&path, bearer_source(&upstream.url(), "s3cr3t-second")).expect("write");
     proxy.output_when("the good file", |o| o.contains("Config reloaded"));
     get(&client::http1(), &proxy.url("/s/x")).await;
-    assert_eq!(authorizations(&upstream), ["Bearer s3cr3t-second"]);
+    assert_eq!(upstream.authorizations(), ["Bearer s3cr3t-second"]);
     proxy.signal("TERM");
     assert_eq!(proxy.wait(), Some(0));
 

@@ -71,11 +71,7 @@ async fn client_credentials_against_oidc_provider() {
             assert_eq!(answer.status, StatusCode::OK, "{id}: {}", answer.text());
         }
     }
-    let tokens: Vec<String> = upstream
-        .requests()
-        .iter()
-        .map(|r| r.header("authorization").unwrap_or_default())
-        .collect();
+    let tokens = upstream.authorizations();
     assert_eq!(tokens.len(), 6);
     // One token per source, reused from the cache, and the two differ.
     assert!(

@@ -50,14 +50,6 @@ async fn setup(
     (idp, upstream, revoked, proxy)
 }
 
-fn auths(upstream: &Upstream) -> Vec<String> {
-    upstream
-        .requests()
-        .iter()
-        .map(|r| r.header("authorization").unwrap_or_default())
-        .collect()
-}
-
 #[tokio::test]
 async fn sequential_requests_share_one_token() {
     let (idp, upstream, _, proxy) = setup("").await;
@@ -67,9 +59,12 @@ async fn sequential_requests_share_one_token() {
     }
     assert_eq!(idp.calls(), 1);
     assert!(
-        auths(&upstream).iter().all(|a| a == "Bearer tok-1"),
+        upstream
+            .authorizations()
+            .iter()
+            .all(|a| a == "Bearer tok-1"),
         "{:?}",
-        auths(&upstream)
+        upstream.authorizations()
     );
 }
 
@@ -133,7 +128,7 @@ async fn exchange_caches_one_token_per_subject_and_never_forwards_the_subject() 
     }
     assert_eq!(idp.calls(), 2);
     assert_eq!(
-        auths(&upstream),
+        upstream.authorizations(),
         [
             "Bearer xchg-alice-token-1",
             "Bearer xchg-bob-token-2",
@@ -193,7 +188,7 @@ async fn an_upstream_401_on_a_cached_token_refetches_and_retries_once() {
     assert_eq!(answer.text(), "Bearer tok-2|7");
     assert_eq!(idp.calls(), 2);
     assert_eq!(
-        auths(&upstream),
+        upstream.authorizations(),
         ["Bearer tok-1", "Bearer tok-1", "Bearer tok-2"]
     );
 }
@@ -269,7 +264,7 @@ async fn token_endpoint_failure_is_a_502_naming_status_and_code_then_recovers() 
     idp.set(Behaviour::default());
     assert_eq!(get(&http, &proxy.url("/cc/x")).await.status, StatusCode::OK);
     assert_eq!(idp.calls(), 2);
-    assert_eq!(auths(&upstream), ["Bearer tok-2"]);
+    assert_eq!(upstream.authorizations(), ["Bearer tok-2"]);
 }
 
 #[tokio::test]

@@ -179,6 +179,15 @@ impl Upstream {
         self.requests.lock().expect("requests lock").clone()
     }
 
+    /// The `Authorization` each request carried, in the order they arrived (empty where
+    /// none did).
+    pub fn authorizations(&self) -> Vec<String> {
+        self.requests()
+            .iter()
+            .map(|r| r.header("authorization").unwrap_or_default())
+            .collect()
+    }
+
     /// The only request received so far.
     pub fn single(&self) -> Recorded {
         let requests = self.requests();
